@@ -1,0 +1,3 @@
+from edgecnn.cli.main import main
+
+main()

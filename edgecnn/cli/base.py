@@ -1,0 +1,75 @@
+"""The root click group: ``--debug``, ``--version``, and turning EdgeCNNError into one clear line + exit code."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import click
+
+from edgecnn._version import __version__
+from edgecnn.errors import EdgeCNNError
+
+
+class EdgeGroup(click.Group):
+    """A click group whose commands report EdgeCNNError as ``error: …`` (traceback only with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EdgeCNNError as e:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(e.exit_code)
+
+
+@click.group(cls=EdgeGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, "--version", prog_name="edgecnn")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """edgecnn — build, analyse, compress, export and run CNNs on edge devices."""
+    ctx.ensure_object(dict)["debug"] = debug
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def human(n: float, unit: str = "") -> str:
+    """1234567 → '1.23M' (SI prefixes; bytes use 'B' with binary prefixes)."""
+    if unit == "B":
+        for prefix in ("", "Ki", "Mi", "Gi"):
+            if abs(n) < 1024 or prefix == "Gi":
+                return f"{n:.1f} {prefix}B" if prefix else f"{int(n)} B"
+            n /= 1024
+    for prefix, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{prefix}"
+    return str(int(n))
+
+
+def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    """A table for people: rich when installed, plain aligned text otherwise."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        widths = [max(len(str(x)) for x in col) for col in zip(columns, *rows, strict=False)]
+        click.echo(title)
+        for row in [columns, *rows]:
+            click.echo(
+                "  ".join(
+                    str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=False))
+                )
+            )
+        return
+    table = Table(title=title, title_justify="left")
+    for i, c in enumerate(columns):
+        table.add_column(c, justify="left" if i == 0 else "right")
+    for r in rows:
+        table.add_row(*map(str, r))
+    Console(width=max(100, sum(len(c) for c in columns) + 40), soft_wrap=True).print(table)

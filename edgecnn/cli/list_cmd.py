@@ -1,0 +1,43 @@
+"""``edgecnn list models``: the zoo with params and MACs at each model's default resolution."""
+
+from __future__ import annotations
+
+import click
+
+from edgecnn.cli.base import cli, echo_json, human, print_table
+
+
+@cli.group("list")
+def list_group() -> None:
+    """List registered models (and, as they land, targets and profiles)."""
+
+
+@list_group.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_models_cmd(as_json: bool) -> None:
+    """Every zoo model with params and MACs at its default resolution (computed, not looked up)."""
+    from edgecnn.analysis import analyze_named
+    from edgecnn.models import get_model_entry, list_models
+
+    rows = []
+    for name in list_models():
+        entry = get_model_entry(name)
+        stats = analyze_named(name)
+        rows.append(
+            {
+                "name": name,
+                "family": entry.family,
+                "resolution": entry.default_resolution,
+                "params": stats.params,
+                "macs": stats.macs,
+                "paper": entry.paper,
+            }
+        )
+    if as_json:
+        echo_json(rows)
+        return
+    print_table(
+        "edgecnn models",
+        ["model", "family", "res", "params", "MACs", "source"],
+        [[r["name"], r["family"], r["resolution"], human(r["params"]), human(r["macs"]), r["paper"]] for r in rows],
+    )

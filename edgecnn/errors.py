@@ -1,0 +1,60 @@
+"""Typed exceptions: every user-facing failure is one of these (DESIGN.md principle 10).
+
+Each error carries a one-line message saying what went wrong and where, plus an optional ``hint`` saying how to fix
+it. The CLI prints ``error: <message> (<hint>)`` and exits non-zero; tracebacks only appear with ``--debug``.
+"""
+
+from __future__ import annotations
+
+
+class EdgeCNNError(Exception):
+    """Base of every error edgecnn raises on purpose."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UnknownNameError(EdgeCNNError, KeyError):
+    """A name (model, target, profile, option) that no registry knows."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return EdgeCNNError.__str__(self)
+
+
+class DuplicateNameError(EdgeCNNError):
+    """A registry entry registered twice."""
+
+
+class ConfigError(EdgeCNNError, ValueError):
+    """An invalid option value or combination."""
+
+
+class ArchSpecError(ConfigError):
+    """An architecture string or block specification that does not parse."""
+
+
+class MissingDependencyError(EdgeCNNError, ImportError):
+    """An optional SDK is not installed; the message names the pip extra that brings it."""
+
+
+class WeightsError(EdgeCNNError):
+    """A weights file that cannot be read or does not fit the model."""
+
+
+class WeightsFormatError(WeightsError):
+    """Unreadable, truncated, LFS-pointer or unrecognized weights file."""
+
+
+class WeightsMismatchError(WeightsError):
+    """The weights do not fit the model: missing, unexpected or misshapen keys."""
+
+
+class InputSpecError(EdgeCNNError, ValueError):
+    """An input (array, image, resolution) that does not fit what the model or bundle expects."""

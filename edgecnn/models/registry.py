@@ -1,0 +1,105 @@
+"""The model registry and ``create_model``: every zoo model is found by name, with its defaults as metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from edgecnn.errors import ConfigError
+from edgecnn.registry import Registry
+from edgecnn.runtime.preprocess import Preprocessing
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelOptions:
+    """Builder options shared by every model (None = the variant's own default)."""
+
+    num_classes: int = 1000
+    in_chans: int = 3
+    width_mult: float | None = None
+    depth_mult: float | None = None
+    dropout: float | None = None
+    drop_path_rate: float | None = None
+    features_only: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.num_classes, int) or self.num_classes < 0:
+            raise ConfigError(f"num_classes must be an integer >= 0, got {self.num_classes!r}")
+        if not isinstance(self.in_chans, int) or self.in_chans < 1:
+            raise ConfigError(f"in_chans must be an integer >= 1, got {self.in_chans!r}")
+        for name in ("width_mult", "depth_mult"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ConfigError(f"{name} must be > 0, got {v!r}")
+        for name in ("dropout", "drop_path_rate"):
+            v = getattr(self, name)
+            if v is not None and not 0 <= v < 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {v!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelEntry:
+    """A registered architecture: how to build it and what it expects."""
+
+    name: str
+    family: str
+    build: Callable[[ModelOptions], nn.Module]
+    default_resolution: int
+    preprocessing: Preprocessing
+    paper: str
+
+
+MODELS: Registry[ModelEntry] = Registry("model")
+
+
+def register_model(entry: ModelEntry) -> ModelEntry:
+    return MODELS.register(entry.name, entry)
+
+
+def create_model(
+    name: str,
+    *,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    width_mult: float | None = None,
+    depth_mult: float | None = None,
+    dropout: float | None = None,
+    drop_path_rate: float | None = None,
+    features_only: bool = False,
+) -> nn.Module:
+    """Build a registered model by name. The module carries ``edgecnn_name``, ``edgecnn_options``,
+    ``default_resolution`` and ``preprocessing`` (the evaluation transform every later stage uses)."""
+    import edgecnn.models  # noqa: F401  (registers the zoo)
+
+    entry = MODELS.get(name)
+    opts = ModelOptions(
+        num_classes=num_classes,
+        in_chans=in_chans,
+        width_mult=width_mult,
+        depth_mult=depth_mult,
+        dropout=dropout,
+        drop_path_rate=drop_path_rate,
+        features_only=features_only,
+    )
+    model = entry.build(opts)
+    model.edgecnn_name = name
+    model.edgecnn_options = opts
+    model.default_resolution = entry.default_resolution
+    pre = entry.preprocessing
+    model.preprocessing = pre if in_chans == pre.channels else None
+    return model
+
+
+def list_models() -> list[str]:
+    """Names of every registered model."""
+    import edgecnn.models  # noqa: F401
+
+    return MODELS.names()
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    import edgecnn.models  # noqa: F401
+
+    return MODELS.get(name)

@@ -1,0 +1,53 @@
+"""Turn what a user typed (a zoo name or a checkpoint path) into a model — the one path every command uses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from torch import nn
+
+from edgecnn.errors import ConfigError
+from edgecnn.models.registry import MODELS, create_model
+from edgecnn.models.weights import WeightsInfo, load_weights, read_state_dict
+
+
+def resolve_model(
+    spec: str,
+    *,
+    weights: str | None = None,
+    num_classes: int | None = None,
+    width_mult: float | None = None,
+    depth_mult: float | None = None,
+) -> tuple[nn.Module, WeightsInfo | None]:
+    """``spec`` is a registered model name, or an edgecnn ``.safetensors`` checkpoint that names its model.
+
+    ``weights`` (any supported format) is loaded into the named model. Returns the eval-mode model and what the
+    weights carried (None for random init).
+    """
+    import edgecnn.models  # noqa: F401  (registers the zoo)
+
+    path = Path(spec)
+    if spec not in MODELS and (path.suffix in (".safetensors", ".pt", ".pth", ".bin") or path.exists()):
+        if weights:
+            raise ConfigError(f"{spec!r} is a checkpoint already; --weights cannot be combined with it")
+        _, meta = read_state_dict(path)
+        if not meta.get("model"):
+            raise ConfigError(
+                f"checkpoint {spec!r} does not name its model",
+                hint="pass the model name and the file as --weights FILE",
+            )
+        opts = json.loads(meta.get("options", "{}"))
+        model = create_model(
+            meta["model"],
+            num_classes=opts.get("num_classes", 1000),
+            in_chans=opts.get("in_chans", 3),
+            width_mult=opts.get("width_mult"),
+            depth_mult=opts.get("depth_mult"),
+        )
+        return model.eval(), load_weights(model, path)
+    model = create_model(
+        spec, num_classes=1000 if num_classes is None else num_classes, width_mult=width_mult, depth_mult=depth_mult
+    )
+    info = load_weights(model, weights) if weights else None
+    return model.eval(), info

@@ -8,7 +8,7 @@ from torch import nn
 
 
 class Act(StrEnum):
-    """Activations of the MobileNet/EfficientNet families (ReLU6: MobileNetV2; hard-swish: MobileNetV3; SiLU: EfficientNet)."""
+    """Activations of the zoo (ReLU6: MobileNetV2; hard-swish: MobileNetV3; SiLU: EfficientNet)."""
 
     RELU = "relu"
     RELU6 = "relu6"

@@ -1,0 +1,1 @@
+"""Measured latency, environment fingerprint, results I/O (issue: benchmarks)."""

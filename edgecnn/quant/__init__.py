@@ -1,0 +1,1 @@
+"""Calibration, post-training quantization per target, QAT, quantization reports (issue: compression)."""

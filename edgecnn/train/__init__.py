@@ -1,0 +1,1 @@
+"""Trainer, recipes, EMA, Noisy Student, distillation, DDP (issue: training)."""

@@ -58,3 +58,27 @@ class WeightsMismatchError(WeightsError):
 
 class InputSpecError(EdgeCNNError, ValueError):
     """An input (array, image, resolution) that does not fit what the model or bundle expects."""
+
+
+class BundleError(EdgeCNNError):
+    """A deployment bundle that cannot be trusted or used."""
+
+
+class ManifestError(BundleError):
+    """manifest.json missing, unparsable, or not matching the schema."""
+
+
+class BundleIntegrityError(BundleError):
+    """A bundle file that is missing, truncated, tampered with, an LFS pointer, or outside the bundle."""
+
+
+class ExportError(EdgeCNNError):
+    """An export that failed; nothing is left at the destination."""
+
+
+class ParityError(ExportError):
+    """The exported artifact does not reproduce the PyTorch model within the precision's tolerance."""
+
+
+class BackendError(EdgeCNNError):
+    """A runtime backend that cannot load or run a bundle on this device."""

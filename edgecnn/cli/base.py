@@ -52,6 +52,10 @@ def human(n: float, unit: str = "") -> str:
     return str(int(n))
 
 
+def _looks_numeric(text: str) -> bool:
+    return bool(text) and (text[0].isdigit() or text[0] in "-+.") and not text.replace(".", "").isalpha()
+
+
 def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     """A table for people: rich when installed, plain aligned text otherwise."""
     try:
@@ -69,7 +73,8 @@ def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
         return
     table = Table(title=title, title_justify="left")
     for i, c in enumerate(columns):
-        table.add_column(c, justify="left" if i == 0 else "right")
+        numeric = all(_looks_numeric(str(r[i])) for r in rows if i < len(r))
+        table.add_column(c, justify="right" if numeric and i else "left")
     for r in rows:
         table.add_row(*map(str, r))
     Console(width=max(100, sum(len(c) for c in columns) + 40), soft_wrap=True).print(table)

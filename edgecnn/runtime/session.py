@@ -1,0 +1,145 @@
+"""``edgecnn.runtime.load(bundle) → Session``: verified bundle + one backend + the bundle's own preprocessing."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgecnn.errors import InputSpecError, MissingDependencyError
+from edgecnn.runtime.backends import DEFAULT_BACKEND, BackendSession, make_backend
+from edgecnn.runtime.bundle import Bundle, open_bundle
+from edgecnn.runtime.manifest import Manifest, TensorSpec
+from edgecnn.runtime.preprocess import preprocess_batch
+
+
+@dataclass(frozen=True)
+class Prediction:
+    index: int
+    label: str
+    score: float
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def check_input(spec: TensorSpec, x: Any) -> np.ndarray:
+    """Validate dtype, rank and every dim against the manifest (dynamic dims within their range)."""
+    if not isinstance(x, np.ndarray):
+        raise InputSpecError(f"input {spec.name!r} must be a numpy array, got {type(x).__name__}")
+    if x.dtype != np.dtype(spec.dtype):
+        raise InputSpecError(
+            f"input {spec.name!r} must be {spec.dtype}, got {x.dtype}", hint=f"convert with x.astype(np.{spec.dtype})"
+        )
+    if x.ndim != len(spec.shape):
+        raise InputSpecError(
+            f"input {spec.name!r} must have rank {len(spec.shape)} {list(spec.shape)}, got shape {list(x.shape)}"
+        )
+    for axis, dim in enumerate(x.shape):
+        lo, hi = spec.dim_range(axis)
+        if not lo <= dim <= hi:
+            want = str(lo) if lo == hi else f"{lo}..{hi}"
+            raise InputSpecError(
+                f"input {spec.name!r} dim {axis} is {dim}, the bundle accepts {want} (shape {list(spec.shape)})",
+                hint="re-export with --dynamic-batch for other batches"
+                if axis == 0
+                else "resize the input to the exported resolution",
+            )
+    return np.ascontiguousarray(x)
+
+
+class Session:
+    """A loaded bundle. ``predict`` is safe to call from many threads at once."""
+
+    def __init__(self, bundle: Bundle, backend: BackendSession) -> None:
+        self.bundle = bundle
+        self.manifest: Manifest = bundle.manifest
+        self.backend = backend
+        self.preprocessing = self.manifest.preprocessing
+        self.labels = self.manifest.labels
+        self.input = self.manifest.inputs[0]
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Run the model on a preprocessed batch; returns the first output."""
+        return self.run({self.input.name: x})[0]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """All inputs by name → all outputs (checked against the manifest)."""
+        specs = {s.name: s for s in self.manifest.inputs}
+        if set(feeds) != set(specs):
+            raise InputSpecError(f"inputs {sorted(feeds)} do not match the bundle's {sorted(specs)}")
+        return self.backend.run({k: check_input(specs[k], v) for k, v in feeds.items()})
+
+    def preprocess(self, images: list[Any]) -> np.ndarray:
+        if self.preprocessing is None:
+            raise InputSpecError(
+                "this bundle has no image preprocessing recorded", hint="preprocess yourself and call Session.predict"
+            )
+        return preprocess_batch(images, self.preprocessing)
+
+    def predict_image(self, images: Any, *, top_k: int = 5) -> list[list[Prediction]]:
+        """Path / PIL image / uint8 array (or a list of them) → top-k labelled predictions per image, using the
+        manifest's preprocessing (exactly training's evaluation transform)."""
+        items = images if isinstance(images, (list, tuple)) else [images]
+        x = self.preprocess(list(items))
+        lo, hi = self.input.dim_range(0)
+        if lo <= len(items) <= hi:
+            logits = self.predict(x)
+        else:  # run one by one through a static batch-1 bundle
+            logits = np.concatenate([self.predict(x[i : i + lo]) for i in range(0, len(items), lo)])
+        return [self.top_k(row, top_k) for row in logits]
+
+    def top_k(self, logits: np.ndarray, k: int = 5) -> list[Prediction]:
+        probs = softmax(logits.astype(np.float64))
+        idx = np.argsort(-probs)[:k]
+        names = self.labels or []
+        return [Prediction(int(i), names[i] if i < len(names) else str(int(i)), float(probs[i])) for i in idx]
+
+    def selftest(self) -> dict[str, Any]:
+        """Run the golden vectors on this device; report the worst error against the bundle's tolerance."""
+        inputs, expected, tol = self.bundle.golden()
+        worst, top_ok = 0.0, True
+        for x, ref in zip(inputs, expected, strict=True):
+            out = self.predict(x)
+            err = float(np.abs(out.astype(np.float64) - ref).max() / max(float(np.abs(ref).max()), 1e-12))
+            worst = max(worst, err)
+            k = int(tol.get("top_k", 0))
+            if k:
+                top_ok &= bool((np.argsort(-out, axis=-1)[:, :k] == np.argsort(-ref, axis=-1)[:, :k]).all())
+        ok = worst <= tol["max_rel_error"] and top_ok
+        return {
+            "ok": ok,
+            "max_rel_error": worst,
+            "tolerance": tol,
+            "top_k_identical": top_ok,
+            "count": len(inputs),
+            "backend": self.backend.name,
+            "device": self.backend.device,
+        }
+
+
+def load(
+    bundle: str | os.PathLike, backend: str | None = None, device: str | None = None, threads: int | None = None
+) -> Session:
+    """Verify a bundle (schema, containment, sizes, hashes) and open it with ``backend`` (default: the target's)."""
+    b = open_bundle(bundle)
+    name = backend or DEFAULT_BACKEND[b.manifest.target]
+    try:
+        return Session(b, make_backend(name, b, device, threads))
+    except MissingDependencyError as e:
+        if backend is None and b.manifest.target == "tensorrt":
+            raise MissingDependencyError(
+                f"{e.message}; a tensorrt bundle runs on an NVIDIA device with TensorRT",
+                hint='pip install "edgecnn[tensorrt]" there, or pass --backend '
+                "onnxruntime to run the TensorRT-ready ONNX here",
+            ) from None
+        raise

@@ -1,0 +1,111 @@
+"""PyTorch → ONNX with the torch.onnx *dynamo* exporter (the maintained path; the TorchScript exporter is
+deprecated), single file (``external_data=False``), static or dynamic batch, checked by the ONNX checker and
+shape inference, optional fp16 weights via ONNX Runtime's float16 converter (inputs/outputs stay float32)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgecnn.errors import ExportError
+from edgecnn.exporters.options import DynamicBatch
+
+log = logging.getLogger(__name__)
+INPUT, OUTPUT = "input", "logits"
+
+
+def export_onnx(
+    model: nn.Module, example: torch.Tensor, path: Path, *, opset: int, dynamic_batch: DynamicBatch | None
+) -> Path:
+    """Export ``model`` (eval mode) to ``path``; BN is folded into convs by the exporter's optimizer."""
+    import onnx
+
+    dynamic_shapes = None
+    if dynamic_batch is not None:
+        dynamic_shapes = ({0: torch.export.Dim("batch", min=dynamic_batch.min, max=dynamic_batch.max)},)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        try:
+            torch.onnx.export(
+                model.eval(),
+                (example,),
+                str(path),
+                dynamo=True,
+                external_data=False,
+                opset_version=opset,
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                dynamic_shapes=dynamic_shapes,
+                verbose=False,
+            )
+        except Exception as e:  # torch.export raises many types; report the first line
+            raise ExportError(
+                f"torch.onnx.export failed: {str(e).splitlines()[0][:300]}",
+                hint="rerun with --debug for the full exporter log",
+            ) from e
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    proto = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
+    onnx.save(proto, str(path))
+    return path
+
+
+def to_fp16(path: Path) -> None:
+    """Convert weights and compute to float16 in place, keeping float32 inputs/outputs (Cast at the edges)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    proto = convert_float_to_float16(onnx.load(str(path)), keep_io_types=True)
+    _toposort(proto.graph)  # the converter appends its input Casts at the end of the node list
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+
+
+def _toposort(graph: Any) -> None:
+    """Reorder ``graph.node`` so every node follows the producers of its inputs (Kahn's algorithm, stable)."""
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in available for i in n.input)]
+        if not ready:
+            raise ExportError("fp16 conversion produced a graph with a cycle or a dangling input")
+        for n in ready:
+            available.update(n.output)
+        ordered += ready
+        ready_ids = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in ready_ids]
+    copies = [type(n)() for n in ordered]
+    for c, n in zip(copies, ordered, strict=True):
+        c.CopyFrom(n)
+    del graph.node[:]
+    graph.node.extend(copies)
+
+
+def set_metadata(path: Path, facts: dict[str, Any]) -> None:
+    """Write the key facts into ONNX ``metadata_props`` so the file alone is not anonymous."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    for k, v in facts.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = f"edgecnn.{k}", v if isinstance(v, str) else json.dumps(v)
+    proto.producer_name, proto.producer_version = "edgecnn", str(facts.get("version", ""))
+    onnx.save(proto, str(path))
+
+
+def op_types(path: Path) -> set[str]:
+    import onnx
+
+    proto = onnx.load(str(path))
+    ops = {n.op_type for n in proto.graph.node}
+    for fn in proto.functions:
+        ops |= {n.op_type for n in fn.node}
+    return ops

@@ -94,8 +94,12 @@ class OpenVINOBackend:
                 hint="use --device CPU",
             )
         config: dict[str, Any] = {}
-        hint = bundle.manifest.backend_options.get("openvino_inference_precision")
-        if hint and device.startswith("CPU"):
+        # OpenVINO silently runs f32 models in bf16 on CPUs with AVX-512 BF16 unless told otherwise: give it the
+        # bundle's precision explicitly (the recorded hint, else f32 for anything but a bf16 bundle).
+        hint = bundle.manifest.backend_options.get("openvino_inference_precision") or (
+            "bf16" if bundle.manifest.precision == "bf16" else "f32"
+        )
+        if device.startswith("CPU"):
             config["INFERENCE_PRECISION_HINT"] = hint
         if threads and device.startswith("CPU"):
             config["INFERENCE_NUM_THREADS"] = threads

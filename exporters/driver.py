@@ -105,9 +105,8 @@ def export_bundle(
     from edgecnn.models.resolve import resolve_model
 
     t0 = time.perf_counter()
-    info = None
     if isinstance(model, nn.Module):
-        net = model.eval()
+        net, info = model.eval(), getattr(model, "weights_info", None)
     else:
         net, info = resolve_model(model, weights=weights)
     name = getattr(net, "edgecnn_name", type(net).__name__.lower())

@@ -206,9 +206,11 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> WeightsInfo:
         model.preprocessing = pre
     if classes is not None:
         model.classes = classes
-    return WeightsInfo(
+    info = WeightsInfo(
         path=str(path), format=fmt, sha256=file_sha256(path), preprocessing=pre, classes=classes, metadata=meta
     )
+    model.weights_info = info  # provenance travels with the module (exports record it)
+    return info
 
 
 def _carried_preprocessing(model: nn.Module, fmt: str, meta: dict[str, str]) -> Preprocessing | None:

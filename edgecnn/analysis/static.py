@@ -188,4 +188,4 @@ def analyze_named(
     entry = get_model_entry(name)
     with torch.device("meta"):
         model = create_model(name, num_classes=num_classes, width_mult=width_mult, depth_mult=depth_mult)
-    return analyze(model, resolution or entry.default_resolution, batch=batch)
+    return analyze(model, entry.default_resolution if resolution is None else resolution, batch=batch)

@@ -1,34 +1,37 @@
-"""Building blocks of the zoo (imports torch; ``edgecnn.layers.geometry`` alone is torch-free)."""
+"""Building blocks of the zoo. Names load lazily, so ``edgecnn.layers.geometry`` stays torch-free."""
 
-from edgecnn.layers.activations import Act, make_act
-from edgecnn.layers.blocks import DepthwiseSeparable, InvertedResidual, SESpec, conv_params, separable_savings
-from edgecnn.layers.conv_bn_act import ConvBNAct, NormSpec, PadSame
-from edgecnn.layers.drop import DropPath, SpatialDropout, drop_path
-from edgecnn.layers.geometry import conv_out_size, effective_kernel, make_divisible, same_padding
-from edgecnn.layers.spp import SpatialPyramidPooling
-from edgecnn.layers.squeeze_excite import SqueezeExcite
-from edgecnn.layers.upsample import TransposedConvUp, transposed_out_size
+from __future__ import annotations
 
-__all__ = [
-    "Act",
-    "ConvBNAct",
-    "DepthwiseSeparable",
-    "DropPath",
-    "InvertedResidual",
-    "NormSpec",
-    "PadSame",
-    "SESpec",
-    "SpatialDropout",
-    "SpatialPyramidPooling",
-    "SqueezeExcite",
-    "TransposedConvUp",
-    "conv_out_size",
-    "conv_params",
-    "drop_path",
-    "effective_kernel",
-    "make_act",
-    "make_divisible",
-    "same_padding",
-    "separable_savings",
-    "transposed_out_size",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "Act": "activations",
+    "make_act": "activations",
+    "DepthwiseSeparable": "blocks",
+    "InvertedResidual": "blocks",
+    "SESpec": "blocks",
+    "conv_params": "blocks",
+    "separable_savings": "blocks",
+    "ConvBNAct": "conv_bn_act",
+    "NormSpec": "conv_bn_act",
+    "PadSame": "conv_bn_act",
+    "DropPath": "drop",
+    "SpatialDropout": "drop",
+    "drop_path": "drop",
+    "conv_out_size": "geometry",
+    "effective_kernel": "geometry",
+    "make_divisible": "geometry",
+    "same_padding": "geometry",
+    "SpatialPyramidPooling": "spp",
+    "SqueezeExcite": "squeeze_excite",
+    "TransposedConvUp": "upsample",
+    "transposed_out_size": "upsample",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"edgecnn.layers.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'edgecnn.layers' has no attribute {name!r}")

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgecnn.errors import ConfigError
 from edgecnn.layers.activations import Act, make_act
 from edgecnn.layers.geometry import same_padding, symmetric_padding
 
@@ -55,7 +56,7 @@ def make_conv(
     At stride 1 with an odd kernel TF SAME equals symmetric padding, so no extra module is created.
     """
     if padding not in ("symmetric", "same"):
-        raise ValueError(f"padding must be 'symmetric' or 'same', got {padding!r}")
+        raise ConfigError(f"padding must be 'symmetric' or 'same', got {padding!r}")
     pad = symmetric_padding(kernel_size, dilation)
     pre = None
     if padding == "same" and (stride > 1 or kernel_size % 2 == 0):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edgecnn.errors import ConfigError
+
 
 def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Per-sample branch drop with survivor rescaling by 1/(1−p); identity at eval or p=0."""
@@ -25,7 +27,7 @@ class DropPath(nn.Module):
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= p < 1.0:
-            raise ValueError(f"DropPath: p must be in [0, 1), got {p}")
+            raise ConfigError(f"DropPath: p must be in [0, 1), got {p}")
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -40,5 +42,5 @@ class SpatialDropout(nn.Dropout2d):
 
     def __init__(self, p: float = 0.1) -> None:
         if not 0.0 <= p < 1.0:
-            raise ValueError(f"SpatialDropout: p must be in [0, 1), got {p}")
+            raise ConfigError(f"SpatialDropout: p must be in [0, 1), got {p}")
         super().__init__(p=p)

@@ -28,7 +28,7 @@ def conv_out_size(
         ("padding", padding, 0),
         ("dilation", dilation, 1),
     ):
-        if not isinstance(value, int) or value < low:
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ConfigError(f"conv_out_size: {name} must be an integer >= {low}, got {value!r}")
     span = effective_kernel(kernel_size, dilation)
     room = input_size + 2 * padding - span
@@ -52,6 +52,14 @@ def same_padding(input_size: int, kernel_size: int, stride: int = 1, dilation: i
     Asymmetric when the total is odd: the extra pixel goes after (bottom/right), as in TF — this is why TF-ported
     weights (EfficientNet-Lite) need it reproduced exactly on stride-2 convs.
     """
+    for name, value in (
+        ("input_size", input_size),
+        ("kernel_size", kernel_size),
+        ("stride", stride),
+        ("dilation", dilation),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"same_padding: {name} must be an integer >= 1, got {value!r}")
     out = -(-input_size // stride)
     total = max((out - 1) * stride + effective_kernel(kernel_size, dilation) - input_size, 0)
     return total // 2, total - total // 2
@@ -67,6 +75,8 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None,
 
     The rule of the TF MobileNet/EfficientNet releases and torchvision's ``_make_divisible``.
     """
+    if not isinstance(divisor, int) or divisor < 1:
+        raise ConfigError(f"make_divisible: divisor must be an integer >= 1, got {divisor!r}")
     min_value = min_value or divisor
     new = max(min_value, int(value + divisor / 2) // divisor * divisor)
     if new < round_limit * value:

@@ -9,14 +9,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edgecnn.errors import ConfigError
+
 
 class SpatialPyramidPooling(nn.Module):
     def __init__(self, levels: int = 3, *, mode: str = "max") -> None:
         super().__init__()
         if levels < 1:
-            raise ValueError(f"SpatialPyramidPooling: levels must be >= 1, got {levels}")
+            raise ConfigError(f"SpatialPyramidPooling: levels must be >= 1, got {levels}")
         if mode not in ("max", "avg"):
-            raise ValueError(f"SpatialPyramidPooling: mode must be 'max' or 'avg', got {mode!r}")
+            raise ConfigError(f"SpatialPyramidPooling: mode must be 'max' or 'avg', got {mode!r}")
         self.bins = tuple(2**i for i in range(levels))
         pool = nn.AdaptiveMaxPool2d if mode == "max" else nn.AdaptiveAvgPool2d
         self.pools = nn.ModuleList(pool(n) for n in self.bins)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edgecnn.errors import ConfigError
 from edgecnn.layers.activations import Act, make_act
 
 
@@ -16,7 +17,7 @@ class SqueezeExcite(nn.Module):
     def __init__(self, chs: int, rd_chs: int, *, act: Act | str = Act.RELU, gate: Act | str = Act.SIGMOID) -> None:
         super().__init__()
         if rd_chs < 1:
-            raise ValueError(f"SqueezeExcite: reduced channels must be >= 1, got {rd_chs}")
+            raise ConfigError(f"SqueezeExcite: reduced channels must be >= 1, got {rd_chs}")
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.conv_reduce = nn.Conv2d(chs, rd_chs, 1, bias=True)
         self.act = make_act(act)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edgecnn.errors import ConfigError
 from edgecnn.layers.activations import Act, make_act
 from edgecnn.layers.conv_bn_act import ConvBNAct, NormSpec
 
@@ -35,7 +36,7 @@ class TransposedConvUp(nn.Module):
     ) -> None:
         super().__init__()
         if scale < 2 or scale % 2:
-            raise ValueError(f"TransposedConvUp: scale must be an even integer >= 2, got {scale}")
+            raise ConfigError(f"TransposedConvUp: scale must be an even integer >= 2, got {scale}")
         self.up = nn.ConvTranspose2d(
             in_chs, out_chs, kernel_size=2 * scale, stride=scale, padding=scale // 2, bias=False
         )

@@ -38,13 +38,8 @@ def resolve_model(
                 hint="pass the model name and the file as --weights FILE",
             )
         opts = json.loads(meta.get("options", "{}"))
-        model = create_model(
-            meta["model"],
-            num_classes=opts.get("num_classes", 1000),
-            in_chans=opts.get("in_chans", 3),
-            width_mult=opts.get("width_mult"),
-            depth_mult=opts.get("depth_mult"),
-        )
+        keys = ("num_classes", "in_chans", "width_mult", "depth_mult", "dropout", "drop_path_rate", "features_only")
+        model = create_model(meta["model"], **{k: opts[k] for k in keys if k in opts})
         return model.eval(), load_weights(model, path)
     model = create_model(
         spec, num_classes=1000 if num_classes is None else num_classes, width_mult=width_mult, depth_mult=depth_mult

@@ -24,6 +24,7 @@ Unknown or repeated tokens raise ArchSpecError naming the block string and the t
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -102,6 +103,9 @@ def parse_block(text: str) -> BlockArgs:
         raise ArchSpecError(f"block {text!r}: give either eF or mN, not both")
     if btype is BlockType.DS and ({"exp_ratio", "mid_chs", "se"} & fields.keys()):
         raise ArchSpecError(f"block {text!r}: a 'ds' block has no expansion or squeeze-excitation")
+    ratio = fields.get("exp_ratio", 1.0)
+    if not (isinstance(ratio, float) and math.isfinite(ratio) and ratio > 0):
+        raise ArchSpecError(f"block {text!r}: expansion ratio must be a finite number > 0, got {ratio!r}")
     for name in ("repeats", "kernel_size", "stride", "dilation", "out_chs", "mid_chs"):
         if name in fields and int(fields[name]) < 1:  # type: ignore[call-overload]
             raise ArchSpecError(f"block {text!r}: {name} must be >= 1")

@@ -173,7 +173,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> WeightsInfo:
         mapping = translate(list(own), torchvision_map(target, _family(model)))
     else:
         mapping = translate(list(own), effnet_pytorch_map(target))
-    missing = [k for k, src in mapping.items() if src not in state]
+    missing = [src for src in mapping.values() if src not in state]  # named as the file would name them
     used = set(mapping.values())
     unexpected = [k for k in state if k not in used]
     if isinstance(model, FeatureNet):  # the classifier is not part of a feature extractor

@@ -52,6 +52,12 @@ class Preprocessing:
             raise ConfigError(f"preprocessing.interpolation must be one of {_INTERP}, got {self.interpolation!r}")
         if self.layout not in ("NCHW", "NHWC"):
             raise ConfigError(f"preprocessing.layout must be NCHW or NHWC, got {self.layout!r}")
+        if not isinstance(self.input_size, int) or isinstance(self.input_size, bool) or self.input_size < 1:
+            raise ConfigError(f"preprocessing.input_size must be an integer >= 1, got {self.input_size!r}")
+        if not isinstance(self.scale, (int, float)) or not self.scale > 0:
+            raise ConfigError(f"preprocessing.scale must be a number > 0, got {self.scale!r}")
+        if self.resize_size is not None and (not isinstance(self.resize_size, int) or self.resize_size < 1):
+            raise ConfigError(f"preprocessing.resize_size must be an integer >= 1, got {self.resize_size!r}")
         chans = 1 if self.color == "L" else 3
         if len(self.mean) != chans or len(self.std) != chans or min(self.std) <= 0:
             raise ConfigError(f"preprocessing.mean/std need {chans} values (std > 0), got {self.mean}/{self.std}")
@@ -81,10 +87,17 @@ class Preprocessing:
         if unknown:
             raise ConfigError(f"preprocessing: unknown key(s) {unknown}", hint=f"known: {sorted(known)}")
         data = dict(data)
-        for k in ("mean", "std"):
-            if k in data:
-                data[k] = tuple(float(v) for v in data[k])
-        return cls(**data)
+        try:
+            for k in ("mean", "std"):
+                if k in data:
+                    data[k] = tuple(float(v) for v in data[k])
+            return cls(**data)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as e:
+            raise ConfigError(
+                f"preprocessing: invalid value ({e})", hint="mean/std are lists of numbers, sizes are integers"
+            ) from None
 
 
 def _pil():

@@ -32,9 +32,9 @@ def analyze_cmd(
     import torch
 
     from edgecnn.analysis import analyze
-    from edgecnn.models.resolve import resolve_model
+    from edgecnn.models.resolve import is_checkpoint, resolve_model
 
-    if weights is None and not _is_path(model):
+    if weights is None and not is_checkpoint(model):
         with torch.device("meta"):  # shapes only: no memory, no compute
             net, _ = resolve_model(model, num_classes=num_classes, width_mult=width_mult, depth_mult=depth_mult)
     else:
@@ -78,9 +78,3 @@ def analyze_cmd(
             ],
         ],
     )
-
-
-def _is_path(spec: str) -> bool:
-    from pathlib import Path
-
-    return Path(spec).suffix in (".safetensors", ".pt", ".pth", ".bin") or Path(spec).exists()

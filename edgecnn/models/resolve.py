@@ -11,6 +11,15 @@ from edgecnn.errors import ConfigError
 from edgecnn.models.registry import MODELS, create_model
 from edgecnn.models.weights import WeightsInfo, load_weights, read_state_dict
 
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+
+
+def is_checkpoint(spec: str) -> bool:
+    """Whether a MODEL argument names a checkpoint file rather than a zoo model."""
+    import edgecnn.models  # noqa: F401  (registers the zoo)
+
+    return spec not in MODELS and (Path(spec).suffix in WEIGHT_SUFFIXES or Path(spec).exists())
+
 
 def resolve_model(
     spec: str,
@@ -28,7 +37,7 @@ def resolve_model(
     import edgecnn.models  # noqa: F401  (registers the zoo)
 
     path = Path(spec)
-    if spec not in MODELS and (path.suffix in (".safetensors", ".pt", ".pth", ".bin") or path.exists()):
+    if is_checkpoint(spec):
         if weights:
             raise ConfigError(f"{spec!r} is a checkpoint already; --weights cannot be combined with it")
         _, meta = read_state_dict(path)

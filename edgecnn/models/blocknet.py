@@ -66,6 +66,7 @@ class NetConfig:
     dropout: float = 0.2
     drop_path_rate: float = 0.0
     divisor: int = 8
+    linear_init: str = "normal"  # torchvision: N(0, 0.01) for MobileNets, "uniform" ±1/√out for EfficientNet
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ class BlockNet(nn.Module):
         )
 
     def _init_weights(self) -> None:
-        """He-normal convs, unit BN, small-uniform linears (torchvision's MobileNet/EfficientNet init)."""
+        """He-normal convs, unit BN; linears N(0, 0.01) (torchvision MobileNetV2/V3) or U(±1/√out) (EfficientNet)."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
@@ -208,6 +209,9 @@ class BlockNet(nn.Module):
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear) and self.cfg.linear_init == "normal":
+                nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
                 bound = 1.0 / math.sqrt(m.out_features)

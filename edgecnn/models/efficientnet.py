@@ -48,7 +48,9 @@ LITE_SCALING = {
     "efficientnet_lite4": (1.4, 1.8, 300, 0.3),
 }
 TF_NORM = NormSpec(eps=1e-3, momentum=0.01)  # TF's batch_norm_epsilon 1e-3, decay 0.99
-B_BASE = NetConfig(arch=B0, act=Act.SILU, head_rule=HeadRule.TIMES_LAST, head_chs=4, drop_path_rate=0.2)
+B_BASE = NetConfig(
+    arch=B0, act=Act.SILU, head_rule=HeadRule.TIMES_LAST, head_chs=4, drop_path_rate=0.2, linear_init="uniform"
+)
 LITE_BASE = NetConfig(
     arch=LITE,
     act=Act.RELU6,
@@ -59,6 +61,7 @@ LITE_BASE = NetConfig(
     fix_first_last_repeats=True,
     padding="same",
     drop_path_rate=0.2,
+    linear_init="uniform",
 )
 
 

@@ -41,3 +41,21 @@ def list_models_cmd(as_json: bool) -> None:
         ["model", "family", "res", "params", "MACs", "source"],
         [[r["name"], r["family"], r["resolution"], human(r["params"]), human(r["macs"]), r["paper"]] for r in rows],
     )
+
+
+@list_group.command("profiles")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (every figure and its source).")
+def list_profiles_cmd(as_json: bool) -> None:
+    """Built-in hardware profiles for `edgecnn profile MODEL --profile NAME`."""
+    from edgecnn.profiles import builtin_profiles
+
+    profiles = builtin_profiles()
+    if as_json:
+        echo_json([dict(p.raw) for p in profiles.values()])
+        return
+    rows = []
+    for p in profiles.values():
+        peaks = ", ".join(f"{k} {v / 1000:,.4g}" for k, v in p.peak_gops.items())
+        rows.append([p.name, p.kind, f"{p.default_target}/{p.default_device}", peaks, f"{p.bandwidth_gbs:g} GB/s"])
+    cols = ["profile", "kind", "target/device", "peak TOPS (dense)", "memory"]
+    print_table("hardware profiles (`edgecnn list profiles --json` for every figure and its source)", cols, rows)

@@ -1,0 +1,148 @@
+"""Predicted latency of a model on a hardware profile: per-layer roofline times, total, error band, memory.
+
+A prediction never travels without its profile's provenance (where every figure comes from, and whether the
+efficiencies were fitted by ``edgecnn profile calibrate``) and an error band: the profile's ``error_band``
+(relative), the band a calibration measured, or the wider of the two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from edgecnn.bench.roofline import BYTES, Op, model_ops, op_time_s
+from edgecnn.errors import ConfigError
+from edgecnn.profiles import Profile
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerEstimate:
+    name: str
+    kind: str
+    type: str
+    ms: float
+    bound: str  # compute | memory | fused
+    gops: float
+    mbytes: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Estimate:
+    model: str
+    profile: str
+    precision: str
+    resolution: int
+    batch: int
+    total_ms: float
+    low_ms: float
+    high_ms: float
+    error_band: float
+    weights_mib: float
+    peak_activation_mib: float
+    working_set_mib: float
+    by_kind_ms: dict[str, float]
+    layers: tuple[LayerEstimate, ...]
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, *, per_layer: bool = True) -> dict[str, Any]:
+        d = asdict(self)
+        d["layers"] = [asdict(x) for x in self.layers] if per_layer else None
+        return d
+
+
+def estimate_ops(
+    ops: list[Op],
+    profile: Profile,
+    *,
+    precision: str,
+    model: str = "?",
+    resolution: int = 0,
+    batch: int = 1,
+) -> Estimate:
+    """Sum roofline times over ``ops`` on ``profile`` (activations that fuse cost nothing when the profile fuses)."""
+    if precision not in profile.precisions:
+        raise ConfigError(
+            f"profile {profile.name!r} does not run {precision}",
+            hint=f"its precisions: {', '.join(profile.precisions)}",
+        )
+    est = profile.estimator
+    peak = profile.peak(precision)
+    layers = []
+    for op in ops:
+        if op.fusable and est["fused_activations"]:
+            layers.append(
+                LayerEstimate(name=op.name, kind=op.kind, type=op.type, ms=0.0, bound="fused", gops=0, mbytes=0)
+            )
+            continue
+        t, bound = op_time_s(
+            op,
+            peak_gops=peak,
+            efficiency=profile.efficiency_for(precision, op.kind),
+            bandwidth_gbs=profile.bandwidth_gbs,
+            memory_efficiency=est["memory_efficiency"],
+            precision=precision,
+            overhead_s=est["layer_overhead_us"] * 1e-6,
+            cache_bytes=profile.last_cache_bytes,
+            cache_bandwidth_gbs=est.get("cache_bandwidth_gbs"),
+        )
+        layers.append(
+            LayerEstimate(
+                name=op.name,
+                kind=op.kind,
+                type=op.type,
+                ms=t * 1e3,
+                bound=bound,
+                gops=op.work() / 1e9,
+                mbytes=op.bytes(precision) / 1e6,
+            )
+        )
+    # graph_factor: whole-graph effects single-op micro-benchmarks do not see (activations leaving the cache between
+    # layers, layout reorders), fitted by calibration on whole models at another resolution; 1.0 when absent
+    factor = float(est.get("graph_factor", 1.0))
+    layers = [replace(x, ms=x.ms * factor) for x in layers]
+    total = sum(x.ms for x in layers) + est["model_overhead_us"] * 1e-3
+    band = float(est["error_band"])
+    if profile.calibration:
+        band = max(band, 2 * float(profile.calibration["median_abs_error"]))
+    by_kind: dict[str, float] = {}
+    for x in layers:
+        by_kind[x.kind] = by_kind.get(x.kind, 0.0) + x.ms
+    width = BYTES[precision]
+    weights = sum(op.weight_elems for op in ops) * width
+    peak_act = max((op.in_elems + op.out_elems for op in ops), default=0) * width
+    return Estimate(
+        model=model,
+        profile=profile.name,
+        precision=precision,
+        resolution=resolution,
+        batch=batch,
+        total_ms=total,
+        low_ms=total / (1 + band),
+        high_ms=total * (1 + band),
+        error_band=band,
+        weights_mib=weights / 2**20,
+        peak_activation_mib=peak_act / 2**20,
+        working_set_mib=(weights + peak_act) / 2**20,
+        by_kind_ms=by_kind,
+        layers=tuple(layers),
+        provenance=profile.provenance(),
+    )
+
+
+def estimate_model(
+    name: str, profile: Profile, *, precision: str | None = None, resolution: int | None = None, batch: int = 1
+) -> Estimate:
+    """Predict a zoo model (built on the meta device: no weights, no compute) on ``profile``."""
+    import torch
+
+    from edgecnn.models import create_model, get_model_entry
+
+    entry = get_model_entry(name)
+    res = resolution or entry.default_resolution
+    if res < 8 or batch < 1:
+        raise ConfigError(f"--resolution must be >= 8 and --batch >= 1, got {res} and {batch}")
+    with torch.device("meta"):
+        model = create_model(name)
+    ops = model_ops(model, res, batch=batch)
+    prec = precision or profile.precisions[0]
+    return estimate_ops(ops, profile, precision=prec, model=name, resolution=res, batch=batch)

@@ -1,0 +1,203 @@
+"""A model as a list of costed ops, and the roofline time of one op on a profile.
+
+Roofline (Williams, Waterman & Patterson, "Roofline: an insightful visual performance model", CACM 2009): an op
+takes at least ``ops / (peak × efficiency[kind])`` and at least ``bytes / (bandwidth × memory_efficiency)``; the
+larger bound wins, plus a fixed per-kernel dispatch cost. Op kinds follow the ceilings that differ most on real
+hardware: dense k×k conv, pointwise 1×1 conv, depthwise conv (MobileNets' separable split: Howard et al. 2017 §3.1
+— few MACs per byte, so memory-bound), pooling, elementwise (activations that do not fuse, residual adds, SE
+multiplies, padding), and linear (fully connected: weight-bandwidth-bound at batch 1).
+
+The ops come from the same forward-hook walk as :mod:`edgecnn.analysis.static` (meta device, no weights), plus the
+functional ops that analysis does not count: the residual add of inverted residuals and the SE multiply. BN is
+folded into the preceding conv by every exporter; ReLU/ReLU6/sigmoid-like gates fuse into the conv on the runtimes
+edgecnn targets (ORT ``ConvActivationFusion``, OpenVINO, TensorRT), other activations cost an elementwise pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+FUSABLE = ("ReLU", "ReLU6", "Hardsigmoid", "Sigmoid")
+ACTIVATIONS = ("ReLU", "ReLU6", "Hardsigmoid", "Sigmoid", "Hardswish", "SiLU", "GELU")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Op:
+    """One costed op. ``macs`` for conv/linear; ``elements`` touched for the others; byte counts are per element
+    width (multiply by the precision's bytes): activations in/out and weights."""
+
+    name: str
+    kind: str  # dense | pointwise | depthwise | pooling | elementwise | linear
+    type: str
+    macs: int
+    elements: int
+    in_elems: int
+    out_elems: int
+    weight_elems: int
+    fusable: bool = False  # an activation that fuses into the preceding conv
+
+    def work(self) -> float:
+        """Operations: 2 per MAC for conv/linear, 1 per element otherwise."""
+        return 2.0 * self.macs if self.macs else float(self.elements)
+
+    def bytes(self, precision: str) -> float:
+        return float(BYTES[precision] * (self.in_elems + self.out_elems + self.weight_elems))
+
+
+def _conv_kind(m) -> str:  # noqa: ANN001  (torch module)
+    if m.groups > 1 and m.groups == m.in_channels:
+        return "depthwise"
+    if tuple(m.kernel_size) == (1, 1) and m.groups == 1:
+        return "pointwise"
+    return "dense"
+
+
+def model_ops(model, resolution: int, *, batch: int = 1) -> list[Op]:  # noqa: ANN001
+    """Walk ``model`` once on ``batch``×C×res×res (on whatever device its parameters live — use meta) → ops."""
+    import math
+
+    import torch
+    from torch import nn
+
+    from edgecnn.layers.blocks import InvertedResidual
+    from edgecnn.layers.squeeze_excite import SqueezeExcite
+
+    ops: list[Op] = []
+    handles = []
+
+    def numel(t: torch.Tensor) -> int:
+        return math.prod(t.shape)
+
+    def hook(name: str):
+        def fn(m: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
+            x = inputs[0]
+            t = type(m).__name__
+            if isinstance(m, nn.Conv2d):
+                kh, kw = m.kernel_size
+                macs = numel(out) * (m.in_channels // m.groups) * kh * kw
+                ops.append(
+                    Op(
+                        name=name,
+                        kind=_conv_kind(m),
+                        type=t,
+                        macs=macs,
+                        elements=numel(out),
+                        in_elems=numel(x),
+                        out_elems=numel(out),
+                        weight_elems=m.weight.numel(),
+                    )
+                )
+            elif isinstance(m, nn.Linear):
+                macs = numel(out) // out.shape[-1] * m.in_features * m.out_features
+                ops.append(
+                    Op(
+                        name=name,
+                        kind="linear",
+                        type=t,
+                        macs=macs,
+                        elements=numel(out),
+                        in_elems=numel(x),
+                        out_elems=numel(out),
+                        weight_elems=m.weight.numel(),
+                    )
+                )
+            elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+                ops.append(
+                    Op(
+                        name=name,
+                        kind="pooling",
+                        type=t,
+                        macs=0,
+                        elements=numel(x),
+                        in_elems=numel(x),
+                        out_elems=numel(out),
+                        weight_elems=0,
+                    )
+                )
+            elif t in ACTIVATIONS or (t in ("PadSame", "ZeroPad2d", "ConstantPad2d") and out.shape != x.shape):
+                ops.append(
+                    Op(
+                        name=name,
+                        kind="elementwise",
+                        type=t,
+                        macs=0,
+                        elements=numel(out),
+                        in_elems=numel(x),
+                        out_elems=numel(out),
+                        weight_elems=0,
+                        fusable=t in FUSABLE,
+                    )
+                )
+            elif isinstance(m, SqueezeExcite):  # x * gate(x): the multiply analysis does not count
+                ops.append(
+                    Op(
+                        name=f"{name}.mul",
+                        kind="elementwise",
+                        type="Mul",
+                        macs=0,
+                        elements=numel(out),
+                        in_elems=numel(x),
+                        out_elems=numel(out),
+                        weight_elems=0,
+                    )
+                )
+            elif isinstance(m, InvertedResidual) and m.has_skip:
+                ops.append(
+                    Op(
+                        name=f"{name}.add",
+                        kind="elementwise",
+                        type="Add",
+                        macs=0,
+                        elements=numel(out),
+                        in_elems=2 * numel(out),
+                        out_elems=numel(out),
+                        weight_elems=0,
+                    )
+                )
+
+        return fn
+
+    for name, m in model.named_modules():
+        handles.append(m.register_forward_hook(hook(name)))
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    chans = first.in_channels if first is not None else 3
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(batch, chans, resolution, resolution, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return _order(ops)
+
+
+def _order(ops: list[Op]) -> list[Op]:
+    """Forward hooks fire child-first: SE's multiply and the residual add come after their block's convs —
+    already the execution order. Nothing to reorder; kept as a seam for graph-level passes."""
+    return ops
+
+
+def op_time_s(
+    op: Op,
+    *,
+    peak_gops: float,
+    efficiency: float,
+    bandwidth_gbs: float,
+    memory_efficiency: float,
+    precision: str,
+    overhead_s: float,
+    cache_bytes: float = 0.0,
+    cache_bandwidth_gbs: float | None = None,
+) -> tuple[float, str]:
+    """Roofline time of one op and which roof binds ("compute" or "memory"). An op whose bytes fit in the last
+    cache level streams at ``cache_bandwidth_gbs`` (repeated inference keeps weights and activations hot there)."""
+    compute = op.work() / (peak_gops * 1e9 * efficiency)
+    nbytes = op.bytes(precision)
+    bw = cache_bandwidth_gbs if cache_bandwidth_gbs and nbytes <= cache_bytes else bandwidth_gbs
+    memory = nbytes / (bw * 1e9 * memory_efficiency)
+    return max(compute, memory) + overhead_s, "compute" if compute >= memory else "memory"

@@ -1,0 +1,183 @@
+"""``edgecnn profile MODEL --profile NAME`` (predicted latency) and ``edgecnn profile calibrate``."""
+
+from __future__ import annotations
+
+import click
+
+from edgecnn.cli.base import cli
+from edgecnn.cli.bench_cmd import DefaultCommandGroup
+
+
+class _ProfileGroup(DefaultCommandGroup):
+    default_cmd = "predict"
+
+
+@cli.group("profile", cls=_ProfileGroup)
+def profile_group() -> None:
+    """Predict latency on a hardware profile; calibrate a local profile from micro-benchmarks."""
+
+
+@profile_group.command(
+    "predict", epilog="Also: `edgecnn profile calibrate [--out FILE]` fits a profile to this machine."
+)
+@click.argument("model")
+@click.option("--profile", "-p", "profile_name", required=True, help="Profile name (`edgecnn list profiles`) or .toml.")
+@click.option("--precision", help="fp32, fp16, bf16, int8 (default: the profile's first).")
+@click.option("--resolution", "-r", type=int, help="Input size (default: the model's).")
+@click.option("--batch", type=int, default=1, show_default=True)
+@click.option("--top", type=int, default=10, show_default=True, help="Slowest layers shown.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable, every layer included.")
+def profile_predict_cmd(
+    model: str, profile_name: str, precision: str | None, resolution: int | None, batch: int, top: int, as_json: bool
+) -> None:
+    """Predict MODEL's latency and memory on a device you may not have (roofline per layer)."""
+    from edgecnn.bench.estimate import estimate_model
+    from edgecnn.cli.base import echo_json, human, print_table
+    from edgecnn.errors import ConfigError
+    from edgecnn.profiles import PRECISIONS, get_profile
+
+    if precision is not None and precision not in PRECISIONS:
+        raise ConfigError(f"unknown --precision {precision!r}", hint=f"one of {', '.join(PRECISIONS)}")
+    prof = get_profile(profile_name)
+    est = estimate_model(model, prof, precision=precision, resolution=resolution, batch=batch)
+    if as_json:
+        echo_json(est.to_dict())
+        return
+    slow = sorted(est.layers, key=lambda x: -x.ms)[:top]
+    print_table(
+        f"{model} on {prof.name} ({est.precision}, {est.resolution}px, batch {batch}): slowest layers",
+        ["layer", "kind", "bound", "ms", "share"],
+        [[x.name, x.kind, x.bound, f"{x.ms:.3f}", f"{x.ms / est.total_ms:.1%}"] for x in slow],
+    )
+    kinds = ", ".join(f"{k} {v:.2f}" for k, v in sorted(est.by_kind_ms.items(), key=lambda kv: -kv[1]))
+    click.echo(
+        f"predicted {est.total_ms:.2f} ms  (band {est.low_ms:.2f}–{est.high_ms:.2f} ms, ±{est.error_band:.0%})\n"
+        f"by kind (ms): {kinds}\n"
+        f"memory: weights {human(est.weights_mib * 2**20, 'B')}, largest layer in+out "
+        f"{human(est.peak_activation_mib * 2**20, 'B')}, working set ≥ {human(est.working_set_mib * 2**20, 'B')}"
+    )
+    cal = prof.calibration
+    how = (
+        f"calibrated {cal['created']} on {cal['cpu']} ({cal['method']}; "
+        f"op median |error| {cal['median_abs_error']:.0%}; graph factor {prof.estimator.get('graph_factor', 1.0):.2f})"
+        if cal
+        else "uncalibrated: efficiencies are edgecnn defaults (see the profile's [sources])"
+    )
+    click.echo(f"profile {prof.name} [{prof.path}]: {how}")
+
+
+@profile_group.command("calibrate")
+@click.option("--base", default="x86-avx512-server", show_default=True, help="Profile to take peaks and caches from.")
+@click.option("--threads", type=int, help="Threads to calibrate for (default: usable cores).")
+@click.option("--iters", type=int, default=30, show_default=True, help="Timed runs per micro-benchmark (at least).")
+@click.option(
+    "--models",
+    default="",
+    help="Zoo models timed whole to fit a graph factor, e.g. mobilenet_v3_small,mobilenet_v2 (needs torch; off by "
+    "default: two whole models are noisier than 33 single ops — see benchmarks/results/bench_estimator.md).",
+)
+@click.option("--resolution", "-r", type=int, default=160, show_default=True, help="Resolution of those models.")
+@click.option("--int8/--no-int8", default=True, show_default=True, help="Also fit int8 efficiencies (QDQ graphs).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Profile file to write (default local-<base>.toml).")
+@click.option("--json", "as_json", is_flag=True, help="Print the fit and every micro-benchmark as JSON.")
+def profile_calibrate_cmd(
+    base: str,
+    threads: int | None,
+    iters: int,
+    models: str,
+    resolution: int,
+    int8: bool,
+    out: str | None,
+    as_json: bool,
+) -> None:
+    """Micro-benchmark each op kind here (ONNX Runtime) and write a profile whose efficiencies fit them."""
+    from pathlib import Path
+
+    from edgecnn.bench.calibrate import default_suite, fit, graph_factor, measure_suite, write_profile
+    from edgecnn.bench.env import fingerprint
+    from edgecnn.bench.measure import environment_warnings, usable_cores
+    from edgecnn.cli.base import echo_json
+    from edgecnn.errors import ConfigError
+    from edgecnn.profiles import get_profile
+    from edgecnn.runtime.backends import import_sdk
+
+    prior = get_profile(base)
+    if prior.kind != "cpu" or "fp32" not in prior.precisions:
+        raise ConfigError(f"calibrate runs on this CPU: --base must be a CPU profile with fp32, not {prior.name!r}")
+    if iters < 1 or (threads is not None and threads < 1):
+        raise ConfigError("--iters and --threads must be >= 1")
+    names = [m for m in models.split(",") if m]
+    if names:
+        from edgecnn.models import get_model_entry
+
+        for m in names:
+            get_model_entry(m)  # unknown model → error with suggestion before anything runs
+        if resolution < 32:
+            raise ConfigError(f"--resolution must be >= 32, got {resolution}")
+    import_sdk("onnxruntime", "onnxruntime")
+    import_sdk("onnx", "all")
+    n = threads or usable_cores()
+    path = Path(out or f"local-{prior.name}.toml")
+    say = (lambda m: None) if as_json else (lambda m: click.echo(f"· {m}", err=True))
+    warns = environment_warnings(n)
+    suite = default_suite()
+    base_s, points = measure_suite(suite, threads=n, iters=iters, progress=say)
+    peak = prior.peak("fp32") * n / (prior.cores or n)
+    result = fit(points, base_s, peak_gops=peak, bandwidth_gbs=prior.bandwidth_gbs, prior=prior)
+    int8_effs, int8_err = None, None
+    if int8 and "int8" in prior.precisions:
+        from edgecnn.bench.calibrate_int8 import fit_int8, int8_suite, measure_int8
+
+        p8 = measure_int8(int8_suite(), base_s, threads=n, iters=iters, progress=say)
+        int8_effs, int8_err = fit_int8(
+            p8,
+            result,
+            peak_gops=prior.peak("int8") * n / (prior.cores or n),
+            bandwidth_gbs=prior.bandwidth_gbs,
+            cache_bytes=prior.last_cache_bytes,
+        )
+    env = fingerprint(n)
+    common = dict(
+        threads=n, peak_gops=peak, cpu=str(env["cpu"]), points=len(points), contended=bool(warns), int8=int8_effs
+    )
+    write_profile(path, prior, result, **common)
+    factor, ratios = 1.0, {}
+    if names:
+        factor, ratios = graph_factor(names, resolution, get_profile(str(path)), threads=n, iters=iters, progress=say)
+        write_profile(path, prior, result, **common, factor=factor, factor_models=f"{','.join(names)} @ {resolution}px")
+    if as_json:
+        echo_json(
+            {
+                "profile": str(path),
+                "fit": {k: v for k, v in result.__dict__.items() if k != "residuals"},
+                "graph_factor": factor,
+                "int8_efficiency": int8_effs,
+                "int8_median_abs_error": int8_err,
+                "graph_ratios": ratios,
+                "points": [
+                    {"op": op.name, "kind": op.kind, "ms": t * 1e3, "residual": result.residuals[op.name]}
+                    for op, t in points
+                ],
+                "environment": env,
+                "warnings": warns,
+            }
+        )
+        return
+    for w in warns:
+        click.echo(f"warning: {w}", err=True)
+    effs = ", ".join(f"{k} {v:.3f}" for k, v in result.efficiency.items())
+    click.echo(
+        f"wrote {path}: efficiencies {effs}; memory efficiency {result.memory_efficiency:.2f}, "
+        f"cache bandwidth {result.cache_bandwidth_gbs:.0f} GB/s, per-op overhead {result.layer_overhead_us:.1f} µs, "
+        f"per-call {result.model_overhead_us:.1f} µs; median |error| over {len(points)} ops "
+        f"{result.median_abs_error:.0%}; "
+        f"graph factor {factor:.2f} ({', '.join(f'{k} {v:.2f}' for k, v in ratios.items()) or 'not fitted'})"
+        + (
+            f"; int8 efficiencies {', '.join(f'{k} {v:.3f}' for k, v in int8_effs.items())} "
+            f"(median |error| {int8_err:.0%})"
+            if int8_effs
+            else ""
+        )
+        + "\n"
+        f"use it: edgecnn profile MODEL --profile {path}"
+    )

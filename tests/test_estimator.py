@@ -1,0 +1,181 @@
+"""Latency estimator: op extraction agrees with the static analysis, the roofline arithmetic, calibration fit and
+the profile it writes. No timing assertions: speed claims live in benchmarks/bench_estimator.py."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from edgecnn.analysis import analyze_named
+from edgecnn.bench.calibrate import MicroBench, build_graph, default_suite, fit, measure_suite, write_profile
+from edgecnn.bench.estimate import estimate_model, estimate_ops
+from edgecnn.bench.roofline import model_ops, op_time_s
+from edgecnn.cli.main import cli
+from edgecnn.errors import ConfigError
+from edgecnn.models import create_model
+from edgecnn.profiles import get_profile
+
+
+def _ops(name: str, res: int = 224):
+    with torch.device("meta"):
+        model = create_model(name)
+    return model_ops(model, res)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_small", "efficientnet_lite0", "alexnet"])
+def test_op_macs_match_static_analysis(name: str) -> None:
+    ops = _ops(name)
+    assert sum(op.macs for op in ops) == analyze_named(name, 224).macs
+
+
+def test_op_kinds_of_mobilenet_v2() -> None:
+    ops = _ops("mobilenet_v2")
+    kinds = [op.kind for op in ops]
+    assert kinds.count("depthwise") == 17  # one per inverted residual
+    assert kinds.count("linear") == 1 and kinds.count("dense") == 1  # classifier; 3×3 stem
+    adds = [op for op in ops if op.type == "Add"]
+    assert len(adds) == 10  # MobileNetV2's residual connections (Sandler et al. 2018, Table 2)
+    assert all(op.fusable for op in ops if op.type == "ReLU6")
+
+
+def test_estimate_is_sum_of_layers_plus_overhead() -> None:
+    prof = get_profile("cortex-a76-rpi5")
+    est = estimate_model("mobilenet_v2", prof, precision="fp32")
+    layer_sum = sum(x.ms for x in est.layers)
+    assert math.isclose(est.total_ms, layer_sum + prof.estimator["model_overhead_us"] / 1e3)
+    assert est.low_ms < est.total_ms < est.high_ms
+    assert math.isclose(sum(est.by_kind_ms.values()), layer_sum)
+    assert all(x.ms == 0 for x in est.layers if x.bound == "fused")
+    assert est.provenance["profile"] == "cortex-a76-rpi5" and est.provenance["sources"]
+    # conv + linear weights (BN folds into them; biases are negligible) vs all 3,504,872 params
+    assert est.weights_mib == pytest.approx(3_504_872 * 4 / 2**20, rel=0.02)
+
+
+def test_int8_predicts_faster_than_fp32_and_checks_precision() -> None:
+    prof = get_profile("x86-avx512-server")
+    fp32 = estimate_model("efficientnet_b0", prof, precision="fp32").total_ms
+    int8 = estimate_model("efficientnet_b0", prof, precision="int8").total_ms
+    assert int8 < fp32
+    with pytest.raises(ConfigError, match="does not run fp16"):
+        estimate_model("efficientnet_b0", prof, precision="fp16")
+
+
+def test_roofline_bounds() -> None:
+    op = next(o for o in _ops("mobilenet_v2") if o.kind == "pointwise")
+    kw = dict(efficiency=0.5, memory_efficiency=1.0, precision="fp32", overhead_s=0.0)
+    t1, b1 = op_time_s(op, peak_gops=100.0, bandwidth_gbs=1e6, **kw)
+    t2, _ = op_time_s(op, peak_gops=200.0, bandwidth_gbs=1e6, **kw)
+    assert b1 == "compute" and t2 == pytest.approx(t1 / 2)
+    t3, b3 = op_time_s(op, peak_gops=1e9, bandwidth_gbs=1.0, **kw)
+    assert b3 == "memory" and t3 == pytest.approx(op.bytes("fp32") / 1e9)
+    t4, _ = op_time_s(op, peak_gops=1e9, bandwidth_gbs=1.0, cache_bytes=1e12, cache_bandwidth_gbs=4.0, **kw)
+    assert t4 == pytest.approx(t3 / 4)
+
+
+def test_fit_recovers_known_efficiencies() -> None:
+    """Synthetic points from a profile with known efficiencies → the fit finds them (within one grid step)."""
+    prior = get_profile("x86-avx512-server")
+    truth = replace(prior, efficiency={**prior.efficiency, "pointwise": 0.3, "depthwise": 0.05, "dense": 0.4})
+    suite = default_suite()
+    points = []
+    for mb in suite:
+        est = estimate_ops(
+            [mb.op], replace(truth, estimator={**truth.estimator, "layer_overhead_us": 0.0}), precision="fp32"
+        )
+        points.append((mb.op, est.layers[0].ms / 1e3))
+    result = fit(points, 5e-6, peak_gops=prior.peak("fp32"), bandwidth_gbs=prior.bandwidth_gbs, prior=prior)
+    for kind in ("pointwise", "dense"):
+        assert result.efficiency[kind] == pytest.approx(truth.efficiency[kind], rel=0.15)
+    assert result.median_abs_error < 0.15
+    assert result.model_overhead_us == pytest.approx(5.0)
+
+
+def test_single_op_graphs_run_and_calibrated_profile_roundtrips(tmp_path: Path) -> None:
+    suite: list[MicroBench] = [
+        mb for mb in default_suite() if mb.op.name in ("pw24_144@56", "dw3x3_192@28s1", "add24@56")
+    ]
+    assert all(build_graph(mb)[:2] for mb in suite)
+    base, points = measure_suite(suite, threads=1, warmup=1, iters=2, min_time_s=0.0)
+    assert base > 0 and len(points) == 3 and all(t > 0 for _, t in points)
+    prior = get_profile("x86-avx512-server")
+    result = fit(points, base, peak_gops=prior.peak("fp32") / 2, bandwidth_gbs=prior.bandwidth_gbs, prior=prior)
+    out = write_profile(
+        tmp_path / "local.toml", prior, result, threads=1, peak_gops=192.0, cpu="test cpu", points=3, contended=True
+    )
+    prof = get_profile(str(out))
+    assert prof.calibration["base"] == "x86-avx512-server" and prof.cores == 1
+    assert prof.peak("fp32") == pytest.approx(prior.peak("fp32") / 2)
+    est = estimate_model("mobilenet_v3_small", prof, resolution=96)
+    assert est.provenance["calibration"]["points"] == 3
+    assert est.error_band >= 0.2
+
+
+def test_profile_predict_cli_json() -> None:
+    res = CliRunner().invoke(
+        cli, ["profile", "mobilenet_v3_small", "--profile", "nvidia-t4", "--precision", "fp16", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["profile"] == "nvidia-t4" and doc["precision"] == "fp16" and doc["layers"]
+    assert doc["low_ms"] < doc["total_ms"] < doc["high_ms"]
+    assert doc["provenance"]["sources"]["peak_gops"].startswith("NVIDIA T4")
+    table = CliRunner().invoke(cli, ["profile", "mobilenet_v3_small", "--profile", "cortex-a53", "--top", "3"])
+    assert table.exit_code == 0 and "predicted" in table.output and "uncalibrated" in table.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["profile", "mobilenet_v2", "--profile", "nvidia-t5"], "did you mean 'nvidia-t4'"),
+        (["profile", "mobilenet_v2", "--profile", "nvidia-t4", "--precision", "fp8"], "unknown --precision 'fp8'"),
+        (["profile", "mobilenet_v2", "--profile", "intel-npu", "--precision", "fp32"], "does not run fp32"),
+        (["profile", "mobilenet_v9", "--profile", "nvidia-t4"], "unknown model"),
+        (["profile", "mobilenet_v2", "--profile", "nvidia-t4", "-r", "4"], "--resolution must be >= 8"),
+        (["profile", "calibrate", "--base", "nvidia-t4"], "must be a CPU profile"),
+        (["profile", "calibrate", "--iters", "0"], "must be >= 1"),
+    ],
+)
+def test_profile_cli_errors(args: list[str], message: str) -> None:
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code != 0
+    assert message in res.output and "Traceback" not in res.output
+
+
+def test_int8_qdq_graphs_run_and_fit(tmp_path: Path) -> None:
+    from edgecnn.bench.calibrate_int8 import fit_int8, int8_suite, measure_int8
+
+    suite = [mb for mb in int8_suite() if mb.op.name in ("pw24_144@56", "fc1280_1000", "add24@56")]
+    assert {mb.onnx_op for mb in int8_suite()} == {"Conv", "Gemm", "Add", "Mul", "GlobalAveragePool"}
+    points = measure_int8(suite, 1e-6, threads=1, warmup=1, iters=2, min_time_s=0.0)
+    prior = get_profile("x86-avx512-server")
+    fp32 = fit(points, 1e-6, peak_gops=192.0, bandwidth_gbs=prior.bandwidth_gbs, prior=prior)
+    effs, err = fit_int8(points, fp32, peak_gops=768.0, bandwidth_gbs=prior.bandwidth_gbs, cache_bytes=3e7)
+    assert set(effs) == {"pointwise", "linear", "elementwise"} and all(0 < v <= 1 for v in effs.values())
+    assert err >= 0
+    out = write_profile(
+        tmp_path / "p.toml", prior, fp32, threads=1, peak_gops=192.0, cpu="c", points=3, contended=False, int8=effs
+    )
+    prof = get_profile(str(out))
+    assert prof.efficiency_for("int8", "pointwise") == pytest.approx(effs["pointwise"], rel=1e-5)
+    assert prof.efficiency_for("int8", "dense") == prof.efficiency["dense"]  # not measured → shared figure
+    assert prof.efficiency_for("fp32", "pointwise") == prof.efficiency["pointwise"]
+
+
+@pytest.mark.slow
+def test_profile_calibrate_cli_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "local.toml"
+    args = ["profile", "calibrate", "--threads", "1", "--iters", "2", "--models", "mobilenet_v3_small", "-r", "64"]
+    res = CliRunner().invoke(cli, [*args, "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["graph_factor"] > 0 and len(doc["points"]) == len(default_suite())
+    prof = get_profile(str(out))
+    assert prof.calibration["models"].startswith("mobilenet_v3_small") and prof.efficiency_int8
+    res = CliRunner().invoke(cli, ["profile", "mobilenet_v2", "--profile", str(out)])
+    assert res.exit_code == 0 and "calibrated" in res.output

@@ -118,7 +118,35 @@ def run(out: Path, *, train: bool) -> None:
         click.echo(f"  {target:8s} selftest: {'PASS' if report['ok'] else 'FAIL'} ({report['max_rel_error']:.1e})")
     if train:
         _train_stage(out)
+    _measure_stage(bundles)
     click.echo(f"\nDone. Artifacts in {out}/ — try: edgecnn inspect {bundles['onnx']}")
+
+
+def _edgecnn(*args: str) -> None:
+    """Run an edgecnn command as a user would (its own process, its own output)."""
+    import subprocess
+    import sys
+
+    click.echo(f"$ edgecnn {' '.join(args)}")
+    subprocess.run([sys.executable, "-m", "edgecnn", *args], check=True)
+
+
+def _measure_stage(bundles: dict[str, Path]) -> None:
+    _section("5. Measured here against PyTorch, predicted on devices not here")
+    _edgecnn(
+        "bench",
+        str(bundles["onnx"]),
+        str(bundles["openvino"]),
+        "efficientnet_lite0:eager",
+        "--threads",
+        "2",
+        "--iters",
+        "50",
+        "--baseline",
+        "efficientnet_lite0:eager",
+    )
+    _edgecnn("profile", "efficientnet_lite0", "--profile", "cortex-a76-rpi5", "--precision", "int8", "--top", "3")
+    _edgecnn("profile", "efficientnet_lite0", "--profile", "jetson-orin-nano", "--precision", "fp16", "--top", "3")
 
 
 def _train_stage(out: Path) -> None:

@@ -82,3 +82,7 @@ class ParityError(ExportError):
 
 class BackendError(EdgeCNNError):
     """A runtime backend that cannot load or run a bundle on this device."""
+
+
+class AccuracyBudgetError(ExportError):
+    """The ``--max-drop`` budget cannot be met even with sensitive layers in float (the best result is shown)."""

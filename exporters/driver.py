@@ -2,6 +2,10 @@
 parity through the real runtime → manifest with parity (written last) → atomic rename into place.
 
 A failure or interrupt at any step leaves the destination as it was (DESIGN principles 5, 7, 10).
+
+INT8: the target quantizes (``opts.quant``, :mod:`edgecnn.quant`) and returns the manifest's quantization record;
+golden inputs are real calibration samples and golden outputs the INT8 model's own (what a device must reproduce),
+and parity also records INT8 vs PyTorch on them, refusing a collapsed model (cosine < ``INT8_MIN_COSINE``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from torch import nn
 
 from edgecnn._version import __version__
 from edgecnn.errors import ConfigError, ParityError
-from edgecnn.exporters.options import TOLERANCE, ExportOptions, Precision
+from edgecnn.exporters.options import INT8_MIN_COSINE, TOLERANCE, ExportOptions, Precision
 from edgecnn.exporters.target import TARGETS, BuildContext
 from edgecnn.exporters.to_onnx import INPUT, OUTPUT
 from edgecnn.runtime.bundle import sha256_file
@@ -120,6 +124,10 @@ def export_bundle(
     batch = opts.dynamic_batch.opt if opts.dynamic_batch else opts.batch
     gen = torch.Generator().manual_seed(0)
     example = torch.randn(batch, in_chans, res, res, generator=gen)
+    if opts.quant is not None:
+        for part, what in ((opts.quant.calibration, "calibration"), (opts.quant.evaluation, "evaluation")):
+            if part is not None:
+                part.check_shape((in_chans, res, res), what)
 
     labels = list(getattr(net, "classes", None) or []) or None
     if labels is None and info is not None and info.format in ("torchvision", "efficientnet_pytorch"):
@@ -154,12 +162,10 @@ def export_bundle(
         seconds["export"] = time.perf_counter() - t
 
         say("computing golden vectors")
-        gen = torch.Generator().manual_seed(1)
-        golden: dict[str, np.ndarray] = {}
+        golden = _golden_inputs(opts, batch, (in_chans, res, res))
         with torch.no_grad():
             for i in range(GOLDEN_COUNT):
-                x = torch.randn(batch, in_chans, res, res, generator=gen)
-                golden[f"input_{i}"], golden[f"output_{i}"] = x.numpy(), net(x).float().numpy()
+                golden[f"output_{i}"] = net(torch.from_numpy(golden[f"input_{i}"])).float().numpy()
         np.savez(workdir / GOLDEN, **golden)
         num_out = golden["output_0"].shape[1:]
         db = opts.dynamic_batch
@@ -199,17 +205,30 @@ def export_bundle(
             "preprocessing": pre.to_dict() if pre else None,
             "labels": labels,
             "golden": {"file": GOLDEN, "count": GOLDEN_COUNT, "tolerance": TOLERANCE[Precision(opts.precision)]},
-            "quantization": None,
+            "quantization": built.quantization,
             "backend_options": built.backend_options,
             "parity": None,
         }
         names = [*built.files, GOLDEN]
         write_manifest(workdir, data, names)
 
+        if opts.precision is Precision.INT8:
+            say("recording the INT8 model's own golden outputs")
+            data = _int8_golden(workdir, data, names, golden, opts)
         say("checking parity through edgecnn.runtime")
         t = time.perf_counter()
         parity = check_parity(workdir, net, opts, example)
         seconds["parity"] = time.perf_counter() - t
+        degenerate = opts.precision is Precision.INT8 and parity["fp32_max_abs"] < 1e-6  # e.g. zero-init heads
+        if degenerate:
+            built.notes.append("the float model's outputs are ~0 (random init?): fp32 vs int8 agreement not checked")
+        elif opts.precision is Precision.INT8 and parity["ok"] and parity["fp32_cosine"] < INT8_MIN_COSINE:
+            raise ParityError(
+                f"the INT8 {opts.target} model of {name} no longer computes the float model: output cosine "
+                f"{parity['fp32_cosine']:.3f} < {INT8_MIN_COSINE} against PyTorch on calibration samples",
+                hint="quantization collapsed; keep per-channel weights, use --max-drop, or see `edgecnn quantize "
+                "--lint-only`",
+            )
         if not parity["ok"]:
             raise ParityError(
                 f"{opts.target} {opts.precision} export of {name} does not match PyTorch: max relative "
@@ -226,6 +245,36 @@ def export_bundle(
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _golden_inputs(opts: ExportOptions, batch: int, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Seeded random inputs; for INT8 real calibration samples (random noise is not what int8 ranges were set for)."""
+    golden: dict[str, np.ndarray] = {}
+    if opts.precision is Precision.INT8 and opts.quant is not None:
+        calib = opts.quant.calibration.data
+        pool = np.resize(calib, (GOLDEN_COUNT * batch, *calib.shape[1:])).astype(np.float32)
+        for i in range(GOLDEN_COUNT):
+            golden[f"input_{i}"] = np.ascontiguousarray(pool[i * batch : (i + 1) * batch])
+        return golden
+    gen = torch.Generator().manual_seed(1)
+    for i in range(GOLDEN_COUNT):
+        golden[f"input_{i}"] = torch.randn(batch, *shape, generator=gen).numpy()
+    return golden
+
+
+def _int8_golden(
+    root: Path, data: dict[str, Any], names: list[str], golden: dict[str, np.ndarray], opts: ExportOptions
+) -> dict[str, Any]:
+    """Replace the golden outputs with the INT8 model's own (run through edgecnn.runtime) and rewrite the manifest."""
+    from edgecnn.runtime import load
+
+    sess = load(root, backend=PARITY_BACKEND[opts.target])
+    own = {**golden}
+    for i in range(GOLDEN_COUNT):
+        own[f"output_{i}"] = sess.predict(golden[f"input_{i}"]).astype(np.float32)
+    del sess
+    np.savez(root / GOLDEN, **own)
+    return write_manifest(root, data, names)
+
+
 def _options(net: nn.Module) -> dict[str, Any]:
     import dataclasses
 
@@ -240,6 +289,22 @@ def check_parity(root: Path, net: nn.Module, opts: ExportOptions, example: torch
     backend = PARITY_BACKEND[opts.target]
     sess = load(root, backend=backend)
     report = sess.selftest()
+    if opts.precision is Precision.INT8:  # golden outputs are the int8 model's own; also compare with PyTorch
+        from edgecnn.quant.metrics import compare
+
+        inputs, _, _ = sess.bundle.golden()
+        x = np.concatenate(inputs)
+        with torch.no_grad():
+            ref = net(torch.from_numpy(x)).float().numpy()
+        got = np.concatenate([sess.predict(i) for i in inputs])
+        cmp = compare(ref, got)
+        report.update(
+            fp32_cosine=cmp["cosine"],
+            fp32_top1_agreement=cmp["top1_agreement"],
+            fp32_sqnr_db=cmp["sqnr_db"],
+            fp32_max_abs=float(np.abs(ref).max()),
+        )
+        return report  # dynamic batch ends: the same int8 kernels, covered by the golden run
     if opts.dynamic_batch is not None:
         tol = report["tolerance"]["max_rel_error"]
         gen = torch.Generator().manual_seed(2)

@@ -1,4 +1,5 @@
-"""Target ``onnx``: a single-file ONNX model for ONNX Runtime (fp32, or fp16 weights with fp32 I/O)."""
+"""Target ``onnx``: a single-file ONNX model for ONNX Runtime (fp32, fp16 weights with fp32 I/O, or INT8 QDQ with
+u8 activations / s8 per-channel weights from ONNX Runtime's quantizer — :mod:`edgecnn.quant.onnx_flow`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ class OnnxTarget:
     spec = TargetSpec(
         name="onnx",
         description="ONNX (single file) for ONNX Runtime and any ONNX consumer",
-        precisions=(Precision.FP32, Precision.FP16),
+        precisions=(Precision.FP32, Precision.FP16, Precision.INT8),
         opsets=(18, 23),
     )
 
@@ -26,13 +27,21 @@ class OnnxTarget:
             opset=ctx.opts.opset,
             dynamic_batch=ctx.opts.dynamic_batch,
         )
+        record = None
         if ctx.opts.precision is Precision.FP16:
             to_fp16(path)
+        elif ctx.opts.precision is Precision.INT8:
+            from edgecnn.quant.onnx_flow import quantize_onnx_file
+
+            fp32 = path.rename(ctx.workdir / "fp32.onnx")
+            record = quantize_onnx_file(fp32, path, ctx.opts.quant, batch=ctx.example.shape[0], flavour="onnx")
+            fp32.unlink()
         set_metadata(path, ctx.facts)
         return Built(
             entry="model.onnx",
             files=["model.onnx"],
             producer={"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
+            quantization=record,
         )
 
 

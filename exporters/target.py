@@ -30,6 +30,7 @@ class Built:
     backend_options: dict[str, Any] = field(default_factory=dict)
     producer: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # said plainly in CLI output (e.g. what was not exercised)
+    quantization: dict[str, Any] | None = None  # the manifest's quantization record (INT8 only)
 
 
 class Target(Protocol):

@@ -1,7 +1,9 @@
 """Target ``tensorrt``: a TensorRT-ready ONNX (static shapes or explicit min/opt/max profiles, only parser-native
 ops) plus its engine build settings. Where ``tensorrt`` imports, the engine is also built here; elsewhere (every
 project machine — REFERENCE.md) it is built and cached on the device on first load or by
-``edgecnn build-engine BUNDLE``, keyed by TensorRT version and GPU compute capability."""
+``edgecnn build-engine BUNDLE``, keyed by TensorRT version and GPU compute capability. INT8 is explicit symmetric
+Q/DQ (implicit calibrators are deprecated since TensorRT 10.1), placed by ONNX Runtime's quantizer
+(:mod:`edgecnn.quant.ort_ptq`) and checked numerically in ONNX Runtime here."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ class TensorRTTarget:
     spec = TargetSpec(
         name="tensorrt",
         description="TensorRT-ready ONNX + engine build settings (NVIDIA GPUs, Jetson)",
-        precisions=(Precision.FP32, Precision.FP16),
+        precisions=(Precision.FP32, Precision.FP16, Precision.INT8),
         opsets=(18, 20),
         options={"workspace_mb": 1024, "build_engine": True},
     )
@@ -37,6 +39,13 @@ class TensorRTTarget:
             opset=ctx.opts.opset,
             dynamic_batch=ctx.opts.dynamic_batch,
         )
+        record = None
+        if ctx.opts.precision is Precision.INT8:
+            from edgecnn.quant.onnx_flow import quantize_onnx_file
+
+            fp32 = path.rename(ctx.workdir / "fp32.onnx")
+            record = quantize_onnx_file(fp32, path, ctx.opts.quant, batch=ctx.example.shape[0], flavour="tensorrt")
+            fp32.unlink()
         unsupported = sorted(op_types(path) - TRT_SUPPORTED_OPS)
         if unsupported:
             raise ExportError(
@@ -47,7 +56,7 @@ class TensorRTTarget:
         shape = list(ctx.example.shape)
         settings: dict = {
             "workspace_mb": int(ctx.target_options["workspace_mb"]),
-            "flags": ["FP16"] if ctx.opts.precision is Precision.FP16 else [],
+            "flags": {Precision.FP16: ["FP16"], Precision.INT8: ["INT8", "FP16"]}.get(ctx.opts.precision, []),
             "profiles": {},
         }
         db = ctx.opts.dynamic_batch
@@ -73,7 +82,12 @@ class TensorRTTarget:
             )
         backend = {"tensorrt": settings} if prebuilt is None else {"tensorrt": settings, "tensorrt_engine": prebuilt}
         return Built(
-            entry="model.onnx", files=files, backend_options=backend, producer={"onnx": onnx.__version__}, notes=notes
+            entry="model.onnx",
+            files=files,
+            backend_options=backend,
+            producer={"onnx": onnx.__version__},
+            notes=notes,
+            quantization=record,
         )
 
 

@@ -23,9 +23,12 @@ def test_unknown_target_suggests():
         export_bundle(_model(), ExportOptions(target="openvin0"))
 
 
-def test_int8_says_not_yet():
-    with pytest.raises(ConfigError, match="int8"):
-        export_bundle(_model(), ExportOptions(target="onnx", precision=Precision.INT8))
+@pytest.mark.parametrize("target", ["onnx", "openvino", "tensorrt"])
+def test_int8_without_calibration_data_is_refused_before_any_work(tmp_path, target):
+    out = tmp_path / "b"
+    with pytest.raises(ConfigError, match=r"int8 for '\w+' needs calibration data \(pass --calib-data"):
+        export_bundle(_model(), ExportOptions(target=target, precision=Precision.INT8), out)
+    assert not out.exists()
 
 
 def test_precision_not_taken_by_target():

@@ -22,6 +22,8 @@ from edgecnn.cli.list_cmd import list_group
     "--weights", type=click.Path(dir_okay=False), help="Weights to load (edgecnn/torchvision/EffNet-PyTorch)."
 )
 @click.option("--option", "-o", "target_opts", multiple=True, metavar="KEY=VALUE", help="Target-specific option.")
+@click.option("--calib-data", help="INT8: class-per-folder DIR, FILE.npz or 'embedded' (see `edgecnn quantize`).")
+@click.option("--samples", type=int, default=300, show_default=True, help="INT8: calibration samples.")
 @click.option("--out", type=click.Path(file_okay=False), help="Bundle directory (default MODEL-TARGET-PRECISION).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle (only once the new one is verified).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
@@ -35,6 +37,8 @@ def export_cmd(
     opset: int,
     weights: str | None,
     target_opts: tuple[str, ...],
+    calib_data: str | None,
+    samples: int,
     out: str | None,
     overwrite: bool,
     as_json: bool,
@@ -48,6 +52,15 @@ def export_cmd(
         prec = Precision(precision)
     except ValueError:
         raise ConfigError(f"unknown --precision {precision!r}", hint="one of fp32, fp16, bf16, int8") from None
+    quant = None
+    if calib_data is not None:
+        if prec is not Precision.INT8:
+            raise ConfigError("--calib-data is for --precision int8")
+        from edgecnn.quant.api import make_config, resolve
+
+        net = resolve(model, weights)
+        model, weights = net, None  # type: ignore[assignment]  (resolved once, reused by the export)
+        quant = make_config(net, calib_data, samples=samples, resolution=resolution)
     opts = ExportOptions(
         target=target,
         precision=prec,
@@ -56,6 +69,7 @@ def export_cmd(
         opset=opset,
         dynamic_batch=DynamicBatch.parse(dynamic_batch) if dynamic_batch else None,
         target_options=_parse_options(target_opts),
+        quant=quant,
     )
     say = (lambda m: None) if as_json else (lambda m: click.echo(f"· {m}", err=True))
     result = export_bundle(model, opts, out, weights=weights, overwrite=overwrite, progress=say)

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from edgecnn.cli import analyze_cmd, list_cmd  # noqa: F401  (commands register themselves on `cli`)
+from edgecnn.cli import (  # noqa: F401  (each command module registers itself on `cli`)
+    analyze_cmd,
+    augment_cmd,
+    bench_cmd,
+    export_cmd,
+    list_cmd,
+    profile_cmd,
+    quantize_cmd,
+    runtime_cmd,
+    train_cmd,
+)
 from edgecnn.cli.base import cli
 
 

@@ -1,1 +1,13 @@
-"""Calibration, post-training quantization per target, QAT, quantization reports (issue: compression)."""
+"""Calibration, post-training INT8 quantization per target, quantization-risk lint and the accuracy report.
+
+* :mod:`~edgecnn.quant.samples` — calibration / evaluation sources, always through the evaluation transform;
+* :mod:`~edgecnn.quant.config` — :class:`QuantConfig` (method, per-channel, budget, presets);
+* :mod:`~edgecnn.quant.onnx_flow` / :mod:`~edgecnn.quant.ort_ptq` — ONNX Runtime QDQ for ``onnx`` and ``tensorrt``;
+* :mod:`~edgecnn.quant.openvino_flow` — NNCF for ``openvino``;
+* :mod:`~edgecnn.quant.layer_error`, :mod:`~edgecnn.quant.metrics` — per-layer and output error measures;
+* :mod:`~edgecnn.quant.lint` — risks found before quantizing;
+* :mod:`~edgecnn.quant.report` — JSON / Markdown / PNG report;
+* :mod:`~edgecnn.quant.api` — :func:`quantize`, what ``edgecnn quantize`` calls.
+
+The exporters call into this package for ``--precision int8`` (``ExportOptions.quant``). Importing it loads no SDK.
+"""

@@ -1,0 +1,98 @@
+"""``edgecnn quantize``: INT8 post-training quantization for one target, with lint, accuracy budget and report."""
+
+from __future__ import annotations
+
+import click
+
+from edgecnn.cli.base import cli, echo_json, human
+
+
+@cli.command("quantize")
+@click.argument("model")
+@click.option("--target", "-t", required=True, help="onnx, openvino or tensorrt.")
+@click.option("--calib-data", required=True, help="Class-per-folder DIR, FILE.npz (preprocessed) or 'embedded'.")
+@click.option("--method", default="minmax", show_default=True, help="Calibration: minmax, entropy, percentile (ONNX).")
+@click.option("--samples", type=int, default=300, show_default=True, help="Calibration samples (fewer: warning).")
+@click.option("--max-drop", type=float, help="Accepted top-1 drop in points; sensitive layers fall back to float.")
+@click.option("--eval-data", help="Labelled evaluation data (same forms as --calib-data; 'embedded' = test split).")
+@click.option("--keep-float", multiple=True, metavar="NODE", help="Graph node to keep in float (repeatable).")
+@click.option("--weights", type=click.Path(dir_okay=False), help="Weights for a zoo MODEL.")
+@click.option("--resolution", "-r", type=int, help="Input size (default: the weights' preprocessing).")
+@click.option("--out", type=click.Path(file_okay=False), help="Bundle directory (default MODEL-TARGET-int8).")
+@click.option("--report-dir", type=click.Path(file_okay=False), help="Report directory (default OUT-report).")
+@click.option("--no-latency", is_flag=True, help="Skip the fp32 vs int8 latency measurement in the report.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing bundle (only once the new one is verified).")
+@click.option("--lint-only", is_flag=True, help="Only report quantization risks; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def quantize_cmd(
+    model: str,
+    target: str,
+    calib_data: str,
+    method: str,
+    samples: int,
+    max_drop: float | None,
+    eval_data: str | None,
+    keep_float: tuple[str, ...],
+    weights: str | None,
+    resolution: int | None,
+    out: str | None,
+    report_dir: str | None,
+    no_latency: bool,
+    overwrite: bool,
+    lint_only: bool,
+    as_json: bool,
+) -> None:
+    """Quantize MODEL (a zoo name or an edgecnn checkpoint) to a verified INT8 bundle plus a report."""
+    from edgecnn.quant.api import quantize
+
+    say = (lambda m: None) if as_json else (lambda m: click.echo(f"· {m}", err=True))
+    res = quantize(
+        model,
+        target=target,
+        calib_data=calib_data,
+        eval_data=eval_data,
+        method=method,
+        samples=samples,
+        max_drop=max_drop,
+        out=out,
+        weights=weights,
+        resolution=resolution,
+        keep_float=keep_float,
+        overwrite=overwrite,
+        lint_only=lint_only,
+        report_dir=report_dir,
+        measure_latency=not no_latency,
+        progress=say,
+    )
+    findings = [f.to_dict() for f in res.findings]
+    if as_json:
+        echo_json(
+            {
+                "bundle": str(res.bundle) if res.bundle else None,
+                "lint": findings,
+                "report": res.report,
+                "report_files": {k: str(v) for k, v in res.report_files.items()},
+            }
+        )
+        return
+    for f in findings:
+        click.echo(f"{f['severity']}: [{f['code']}] {f['message']} → {f['recommendation']}")
+    if res.bundle is None:
+        if not findings:
+            click.echo("no quantization risks found")
+        return
+    for note in res.notes:
+        click.echo(f"note: {note}", err=True)
+    q = res.manifest["quantization"] if res.manifest else {}
+    c = q["fp32_vs_int8"]
+    line = f"bundle {res.bundle}  (top-1 agreement {100 * c['top1_agreement']:.1f} %, SQNR {c['sqnr_db']:.1f} dB"
+    if "top1_drop_points" in c:
+        line += f", top-1 {100 * c['fp32_top1']:.2f} → {100 * c['int8_top1']:.2f} %"
+    line += f", {len(q['kept_float'])} layer(s) in float)"
+    click.echo(line)
+    if res.report:
+        r = res.report
+        size = f"size {human(r['size_bytes'].get('fp32', 0), 'B')} → {human(r['size_bytes']['int8'], 'B')}"
+        lat = r.get("latency")
+        speed = f", p50 {lat['fp32']['p50_ms']:.2f} → {lat['int8']['p50_ms']:.2f} ms" if lat else ""
+        click.echo(f"report {res.report_files['md']}  ({size}{speed})")

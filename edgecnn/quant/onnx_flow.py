@@ -1,0 +1,122 @@
+"""The ONNX/TensorRT INT8 flow: pre-process → QDQ quantize → measure → (budget missed) return the most
+sensitive layers to float, doubling their number, until the top-1 drop fits → record what stayed float and why."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from edgecnn.errors import AccuracyBudgetError
+from edgecnn.quant.config import QuantConfig
+from edgecnn.quant.layer_error import layer_errors, rank_sensitive
+from edgecnn.quant.metrics import compare
+from edgecnn.quant.ort_ptq import ort_logits, preprocess_for_quant, quantizable_nodes, quantize_qdq
+
+log = logging.getLogger(__name__)
+LAYER_ERROR_SAMPLES = 8
+WORST_LAYERS = 10
+BISECT_STEPS = 4
+
+
+def budget_steps(n: int) -> list[int]:
+    """1, 2, 4, … layers in float, ending with all ``n`` candidates."""
+    steps, k = [], 1
+    while k < n:
+        steps.append(k)
+        k *= 2
+    return [*steps, n] if n else []
+
+
+def _search(
+    pre: Path,
+    out: Path,
+    cfg: QuantConfig,
+    batch: int,
+    flavour: str,
+    keep: list[str],
+    ranked: list[str],
+    ref: Any,
+    trials: list[dict[str, Any]],
+) -> tuple[int, dict[str, Any]]:
+    """Fewest of the ``ranked`` layers in float that meet the budget: doubling, then bisecting the last gap
+    (at most ``BISECT_STEPS`` more trials). Leaves that model in ``out``; raises when even all of them miss."""
+    ev = cfg.evaluation if cfg.evaluation is not None else cfg.calibration
+    budget = float(cfg.max_drop or 0.0)
+
+    def trial(k: int) -> dict[str, Any]:
+        quantize_qdq(pre, out, cfg, batch=batch, flavour=flavour, exclude=keep + ranked[:k])
+        m = compare(ref, ort_logits(out, ev.data, batch), ev.labels)
+        trials.append({"float_layers": len(keep) + k, "top1_drop_points": m["top1_drop_points"]})
+        log.info("budget: %d layers in float → drop %.2f points", len(keep) + k, m["top1_drop_points"])
+        return m
+
+    lo, hit, best = 0, None, None
+    for k in budget_steps(len(ranked)):
+        m = trial(k)
+        if best is None or m["top1_drop_points"] < best[1]["top1_drop_points"]:
+            best = (k, m)
+        if m["top1_drop_points"] <= budget:
+            hit = (k, m)
+            break
+        lo = k
+    if hit is None:
+        drop, n = (best[1]["top1_drop_points"], len(keep) + best[0]) if best else (float("nan"), len(keep))
+        raise AccuracyBudgetError(
+            f"--max-drop {cfg.max_drop} points is not reachable: best top-1 drop {drop:.2f} points with {n} of "
+            f"{len(ranked) + len(keep)} quantizable layers in float",
+            hint="raise --max-drop, calibrate on more representative data, try --method entropy, or use QAT",
+        )
+    hi, last = hit[0], hit[0]
+    for _ in range(BISECT_STEPS):
+        if hi - lo <= 1:
+            break
+        mid = (lo + hi) // 2
+        m, last = trial(mid), mid
+        if m["top1_drop_points"] <= budget:
+            hi, hit = mid, (mid, m)
+        else:
+            lo = mid
+    if last != hit[0]:
+        quantize_qdq(pre, out, cfg, batch=batch, flavour=flavour, exclude=keep + ranked[: hit[0]])
+    return hit
+
+
+def quantize_onnx_file(fp32: Path, out: Path, cfg: QuantConfig, *, batch: int, flavour: str) -> dict[str, Any]:
+    """Quantize ``fp32`` into ``out`` (QDQ) for ``flavour`` ("onnx" | "tensorrt"); returns the manifest record."""
+    work = Path(tempfile.mkdtemp(prefix=".quant-", dir=out.parent))
+    try:
+        pre = preprocess_for_quant(fp32, work / "pre.onnx")
+        ev = cfg.evaluation if cfg.evaluation is not None else cfg.calibration
+        ev.check_shape(tuple(cfg.calibration.data.shape[1:]), "evaluation")
+        ref = ort_logits(pre, ev.data, batch)
+        keep = list(cfg.keep_float)
+        quantize_qdq(pre, out, cfg, batch=batch, flavour=flavour, exclude=keep)
+        metrics = compare(ref, ort_logits(out, ev.data, batch), ev.labels)
+        errs = layer_errors(pre, out, cfg.calibration.data[: LAYER_ERROR_SAMPLES * batch], batch=batch)
+        fallback: list[dict[str, Any]] = []
+        why = {n: "requested (keep_float)" for n in keep}
+        if cfg.max_drop is not None and metrics["top1_drop_points"] > cfg.max_drop:
+            ranked = rank_sensitive(errs, [n for n in quantizable_nodes(pre) if n not in keep])
+            loss = {e.owner: e.loss_db for e in errs}
+            k, metrics = _search(pre, out, cfg, batch, flavour, keep, ranked, ref, fallback)
+            keep = keep + ranked[:k]
+            for n in ranked[:k]:
+                why[n] = f"accuracy budget: adds {loss.get(n, float('nan')):.1f} dB of quantization noise"
+            errs = layer_errors(pre, out, cfg.calibration.data[: LAYER_ERROR_SAMPLES * batch], batch=batch)
+        return {
+            "backend": "onnxruntime.quantization",
+            "format": "QDQ",
+            "activations": "int8 symmetric" if flavour == "tensorrt" else "uint8 asymmetric",
+            "weights": "int8 symmetric " + ("per-channel" if cfg.per_channel else "per-tensor"),
+            **cfg.record(),
+            "bias_correction": None,  # ONNX Runtime's static quantizer has none (NNCF's does: openvino target)
+            "kept_float": [{"node": n, "why": why[n]} for n in keep],
+            "fallback_trials": fallback,
+            "fp32_vs_int8": {**metrics, "on": "evaluation" if cfg.evaluation is not None else "calibration"},
+            "layer_errors": [e.to_dict() for e in errs[:WORST_LAYERS]],
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -165,6 +165,25 @@ def _train_stage(out: Path) -> None:
     bundle = export_bundle(model, ExportOptions(target="onnx"), out / "mnist-onnx", overwrite=True).bundle
     sess = load(bundle)
     click.echo(f"  onnx bundle {bundle}: selftest {'PASS' if sess.selftest()['ok'] else 'FAIL'}, labels {sess.labels}")
+    _section("4b. INT8 for ONNX Runtime and OpenVINO, calibrated and evaluated on real digits, with its report")
+    for target in ("onnx", "openvino"):
+        dest = out / f"mnist-{target}-int8"
+        _edgecnn(
+            "quantize",
+            str(result.checkpoint),
+            "-t",
+            target,
+            "--calib-data",
+            "embedded",
+            "--eval-data",
+            "embedded",
+            "--out",
+            str(dest),
+            "--overwrite",
+        )
+        report = Path(f"{dest}-report") / "report.md"
+        if report.exists():
+            click.echo(report.read_text(encoding="utf-8"))
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from edgecnn.exporters.options import Precision, TargetSpec
 from edgecnn.exporters.target import TARGETS, BuildContext, Built
-from edgecnn.exporters.to_onnx import export_onnx, set_metadata, to_fp16
+from edgecnn.exporters.to_onnx import export_target_onnx, set_metadata, to_fp16
 
 
 class OnnxTarget:
@@ -20,22 +20,9 @@ class OnnxTarget:
         import onnx
         import onnxruntime
 
-        path = export_onnx(
-            ctx.model,
-            ctx.example,
-            ctx.workdir / "model.onnx",
-            opset=ctx.opts.opset,
-            dynamic_batch=ctx.opts.dynamic_batch,
-        )
-        record = None
+        path, record = export_target_onnx(ctx, flavour="onnx")
         if ctx.opts.precision is Precision.FP16:
             to_fp16(path)
-        elif ctx.opts.precision is Precision.INT8:
-            from edgecnn.quant.onnx_flow import quantize_onnx_file
-
-            fp32 = path.rename(ctx.workdir / "fp32.onnx")
-            record = quantize_onnx_file(fp32, path, ctx.opts.quant, batch=ctx.example.shape[0], flavour="onnx")
-            fp32.unlink()
         set_metadata(path, ctx.facts)
         return Built(
             entry="model.onnx",

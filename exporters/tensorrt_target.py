@@ -12,7 +12,7 @@ import importlib.util
 from edgecnn.errors import ExportError
 from edgecnn.exporters.options import Precision, TargetSpec
 from edgecnn.exporters.target import TARGETS, BuildContext, Built
-from edgecnn.exporters.to_onnx import INPUT, export_onnx, op_types, set_metadata
+from edgecnn.exporters.to_onnx import INPUT, export_target_onnx, op_types, set_metadata
 from edgecnn.exporters.trt_ops import TRT_SUPPORTED_OPS
 
 
@@ -32,20 +32,7 @@ class TensorRTTarget:
     def build(self, ctx: BuildContext) -> Built:
         import onnx
 
-        path = export_onnx(
-            ctx.model,
-            ctx.example,
-            ctx.workdir / "model.onnx",
-            opset=ctx.opts.opset,
-            dynamic_batch=ctx.opts.dynamic_batch,
-        )
-        record = None
-        if ctx.opts.precision is Precision.INT8:
-            from edgecnn.quant.onnx_flow import quantize_onnx_file
-
-            fp32 = path.rename(ctx.workdir / "fp32.onnx")
-            record = quantize_onnx_file(fp32, path, ctx.opts.quant, batch=ctx.example.shape[0], flavour="tensorrt")
-            fp32.unlink()
+        path, record = export_target_onnx(ctx, flavour="tensorrt")
         unsupported = sorted(op_types(path) - TRT_SUPPORTED_OPS)
         if unsupported:
             raise ExportError(

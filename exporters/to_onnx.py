@@ -109,3 +109,21 @@ def op_types(path: Path) -> set[str]:
     for fn in proto.functions:
         ops |= {n.op_type for n in fn.node}
     return ops
+
+
+def export_target_onnx(ctx: Any, *, flavour: str) -> tuple[Path, dict[str, Any] | None]:
+    """The ONNX step shared by the onnx and tensorrt targets: export ``ctx.model`` to ``model.onnx`` and, for
+    INT8, quantize it in place with the target's flavour of Q/DQ. Returns the path and the quantization record."""
+    from edgecnn.exporters.options import Precision
+
+    path = export_onnx(
+        ctx.model, ctx.example, ctx.workdir / "model.onnx", opset=ctx.opts.opset, dynamic_batch=ctx.opts.dynamic_batch
+    )
+    if ctx.opts.precision is not Precision.INT8:
+        return path, None
+    from edgecnn.quant.onnx_flow import quantize_onnx_file
+
+    fp32 = path.rename(ctx.workdir / "fp32.onnx")
+    record = quantize_onnx_file(fp32, path, ctx.opts.quant, batch=ctx.example.shape[0], flavour=flavour)
+    fp32.unlink()
+    return path, record

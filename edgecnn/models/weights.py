@@ -8,7 +8,6 @@ Weights carry the preprocessing they were trained with; loading sets ``model.pre
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -23,9 +22,8 @@ from edgecnn._version import __version__
 from edgecnn.errors import WeightsFormatError, WeightsMismatchError
 from edgecnn.models.blocknet import FeatureNet
 from edgecnn.models.convert import effnet_pytorch_map, torchvision_map, translate
+from edgecnn.runtime.bundle import LFS_MAGIC, sha256_file
 from edgecnn.runtime.preprocess import Preprocessing
-
-LFS_MAGIC = b"version https://git-lfs.github.com/spec/"
 
 # The evaluation transforms torchvision publishes with its IMAGENET1K_V1 weights: (crop, resize, interpolation).
 TORCHVISION_PRE = {
@@ -54,14 +52,6 @@ class WeightsInfo:
     preprocessing: Preprocessing | None
     classes: tuple[str, ...] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _check_file(path: Path) -> None:
@@ -207,7 +197,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> WeightsInfo:
     if classes is not None:
         model.classes = classes
     info = WeightsInfo(
-        path=str(path), format=fmt, sha256=file_sha256(path), preprocessing=pre, classes=classes, metadata=meta
+        path=str(path), format=fmt, sha256=sha256_file(path), preprocessing=pre, classes=classes, metadata=meta
     )
     model.weights_info = info  # provenance travels with the module (exports record it)
     return info

@@ -52,16 +52,16 @@ def test_help_lists_commands() -> None:
 
 @pytest.fixture
 def fast_list(monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[int, int]]:
-    """Replace the (≈8 s) analysis of all 18 models by a stub; returns the numbers the stub reports per model."""
+    """Replace the (≈8 s) analysis of all 18 models by canned numbers (the real run is test_list_models_json_real)."""
     import edgecnn.analysis
 
     numbers = {name: (1_000_000 + i, 2_000_000_000 + i) for i, name in enumerate(list_models())}
 
-    def stub(name: str, *args, **kwargs) -> SimpleNamespace:
+    def canned_analysis(name: str, *args, **kwargs) -> SimpleNamespace:
         params, macs = numbers[name]
         return SimpleNamespace(params=params, macs=macs)
 
-    monkeypatch.setattr(edgecnn.analysis, "analyze_named", stub)
+    monkeypatch.setattr(edgecnn.analysis, "analyze_named", canned_analysis)
     return numbers
 
 

@@ -9,6 +9,7 @@ if __name__ == "profiles":  # pragma: no cover - guard against importing the sou
 
 from edgecnn.profiles.loader import (  # noqa: E402
     OP_KINDS,
+    OPTIONAL_KINDS,
     PRECISIONS,
     Profile,
     builtin_profiles,
@@ -17,4 +18,13 @@ from edgecnn.profiles.loader import (  # noqa: E402
     parse_profile,
 )
 
-__all__ = ["OP_KINDS", "PRECISIONS", "Profile", "builtin_profiles", "get_profile", "load_profile_file", "parse_profile"]
+__all__ = [
+    "OPTIONAL_KINDS",
+    "OP_KINDS",
+    "PRECISIONS",
+    "Profile",
+    "builtin_profiles",
+    "get_profile",
+    "load_profile_file",
+    "parse_profile",
+]

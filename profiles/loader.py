@@ -25,6 +25,8 @@ SCHEMA_VERSION = 1
 KINDS = ("cpu", "gpu", "npu", "dla")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 OP_KINDS = ("dense", "pointwise", "depthwise", "pooling", "elementwise", "linear")
+# optional kinds: a profile without them uses the kind they refine (calibration fits them where it can measure them)
+OPTIONAL_KINDS = {"stem": "dense"}  # stem: dense conv on the image (≤ 4 input channels: a shallow GEMM)
 
 _NUM = (int, float)
 # section → {key: (type, required)}; "*" sections hold their own keys listed here
@@ -52,8 +54,8 @@ _SECTIONS: dict[str, dict[str, tuple[Any, bool]]] = {
     "peak_gops": {p: (_NUM, False) for p in PRECISIONS},
     "memory": {"bandwidth_gbs": (_NUM, True), "capacity_gib": (_NUM, False), "type": (str, False)},
     "caches": {"l1d_kib": (_NUM, False), "l2_kib": (_NUM, False), "l3_kib": (_NUM, False), "sram_kib": (_NUM, False)},
-    "efficiency": {k: (_NUM, True) for k in OP_KINDS},
-    "efficiency_int8": {k: (_NUM, False) for k in OP_KINDS},
+    "efficiency": {**{k: (_NUM, True) for k in OP_KINDS}, **{k: (_NUM, False) for k in OPTIONAL_KINDS}},
+    "efficiency_int8": {k: (_NUM, False) for k in (*OP_KINDS, *OPTIONAL_KINDS)},
     "estimator": {
         "memory_efficiency": (_NUM, True),
         "layer_overhead_us": (_NUM, True),
@@ -61,6 +63,7 @@ _SECTIONS: dict[str, dict[str, tuple[Any, bool]]] = {
         "error_band": (_NUM, True),
         "fused_activations": (bool, True),
         "cache_bandwidth_gbs": (_NUM, False),
+        "l2_bandwidth_gbs": (_NUM, False),
         "graph_factor": (_NUM, False),
     },
     "calibration": {
@@ -112,11 +115,18 @@ class Profile:
         """Size of the largest cache level (bytes), 0 when the profile lists none."""
         return 1024.0 * max(self.caches.values(), default=0.0)
 
+    @property
+    def l2_cache_bytes(self) -> float:
+        """Private L2 of the cores in use (bytes): per-core ``l2_kib`` × ``cores``; 0 when not listed."""
+        return 1024.0 * float(self.caches.get("l2_kib", 0.0)) * (self.cores or 1)
+
     def efficiency_for(self, precision: str, kind: str) -> float:
         """The op kind's efficiency at ``precision``: a measured int8 figure when calibrated, else the shared one."""
         if precision == "int8" and kind in self.efficiency_int8:
             return self.efficiency_int8[kind]
-        return self.efficiency[kind]
+        if kind in self.efficiency:
+            return self.efficiency[kind]
+        return self.efficiency_for(precision, OPTIONAL_KINDS[kind])
 
     def peak(self, precision: str) -> float:
         if precision not in self.peak_gops:

@@ -38,10 +38,42 @@ def test_op_kinds_of_mobilenet_v2() -> None:
     ops = _ops("mobilenet_v2")
     kinds = [op.kind for op in ops]
     assert kinds.count("depthwise") == 17  # one per inverted residual
-    assert kinds.count("linear") == 1 and kinds.count("dense") == 1  # classifier; 3×3 stem
+    assert kinds.count("linear") == 1 and kinds.count("stem") == 1  # classifier; 3×3 conv on the RGB image
+    assert "dense" not in kinds
     adds = [op for op in ops if op.type == "Add"]
     assert len(adds) == 10  # MobileNetV2's residual connections (Sandler et al. 2018, Table 2)
     assert all(op.fusable for op in ops if op.type == "ReLU6")
+
+
+def test_padding_is_a_copy_and_stem_falls_back_to_dense() -> None:
+    """TF-SAME padding (EfficientNet-Lite) costs memory traffic only; a profile without a ``stem`` efficiency uses
+    its ``dense`` one, and a calibrated ``stem`` figure overrides it."""
+    pads = [op for op in _ops("efficientnet_lite0") if op.type == "PadSame"]
+    assert pads and all(op.work() == 0 and op.bytes("fp32") > 0 for op in pads)
+    prof = get_profile("x86-avx512-server")
+    assert "stem" not in prof.efficiency and prof.efficiency_for("fp32", "stem") == prof.efficiency["dense"]
+    tuned = replace(prof, efficiency={**prof.efficiency, "stem": 0.01})
+    slow_stem = estimate_model("mobilenet_v2", tuned, precision="fp32")
+    base = estimate_model("mobilenet_v2", prof, precision="fp32")
+    stem = [x for x in slow_stem.layers if x.kind == "stem"]
+    assert len(stem) == 1 and slow_stem.total_ms > base.total_ms
+
+
+def test_weights_come_from_dram_when_a_model_overflows_the_cache() -> None:
+    """An LRU last-level cache keeps weights between inferences only if the whole per-inference traffic fits."""
+    from edgecnn.bench.roofline import weights_resident
+
+    prof = get_profile("x86-avx512-server")
+    small, big = _ops("mobilenet_v3_small"), _ops("alexnet")
+    assert weights_resident(small, "int8", prof.last_cache_bytes)
+    assert not weights_resident(big, "fp32", prof.last_cache_bytes)
+    fc = max((op for op in big if op.kind == "linear"), key=lambda o: o.weight_elems)
+    kw = dict(peak_gops=1e6, efficiency=1.0, bandwidth_gbs=10.0, memory_efficiency=1.0, precision="fp32")
+    kw |= dict(overhead_s=0.0, cache_bytes=1e12, cache_bandwidth_gbs=1000.0)
+    hot, _ = op_time_s(fc, **kw)
+    cold, bound = op_time_s(fc, **kw, weights_resident=False)
+    assert bound == "memory" and cold > 50 * hot
+    assert cold == pytest.approx(fc.weight_bytes("fp32") / 10e9 + (fc.bytes("fp32") - fc.weight_bytes("fp32")) / 1e12)
 
 
 def test_estimate_is_sum_of_layers_plus_overhead() -> None:
@@ -171,7 +203,7 @@ def test_int8_qdq_graphs_run_and_fit(tmp_path: Path) -> None:
 def test_profile_calibrate_cli_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "local.toml"
     args = ["profile", "calibrate", "--threads", "1", "--iters", "2", "--models", "mobilenet_v3_small", "-r", "64"]
-    res = CliRunner().invoke(cli, [*args, "--out", str(out), "--json"])
+    res = CliRunner().invoke(cli, [*args, "--suite", "ops", "--out", str(out), "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
     assert doc["graph_factor"] > 0 and len(doc["points"]) == len(default_suite())
@@ -179,3 +211,78 @@ def test_profile_calibrate_cli_end_to_end(tmp_path: Path) -> None:
     assert prof.calibration["models"].startswith("mobilenet_v3_small") and prof.efficiency_int8
     res = CliRunner().invoke(cli, ["profile", "mobilenet_v2", "--profile", str(out)])
     assert res.exit_code == 0 and "calibrated" in res.output
+
+
+def _synthetic_block_points(truth_eff: dict[str, float], precision: str = "fp32"):  # noqa: ANN202
+    """Chains of the real block suite, timed by the estimator itself on a profile with known efficiencies."""
+    import torch
+
+    from edgecnn.bench.calibrate_blocks import block_suite
+    from edgecnn.bench.roofline import model_ops
+
+    prior = get_profile("x86-avx512-server")
+    truth = replace(
+        prior,
+        efficiency={**prior.efficiency, **truth_eff},
+        estimator={**prior.estimator, "layer_overhead_us": 2.0, "graph_factor": 1.0},
+    )
+    points = []
+    for bb in block_suite():
+        with torch.device("meta"):
+            ops = model_ops(bb.build(), bb.res, in_chs=bb.in_chs)
+        est = estimate_ops(
+            ops, replace(truth, estimator={**truth.estimator, "model_overhead_us": 0.0}), precision=precision
+        )
+        points.append((bb.name, ops, est.total_ms / 1e3))
+    return prior, truth, points
+
+
+def test_block_fit_recovers_known_efficiencies() -> None:
+    """Block chains timed by a known roofline → the coordinate-descent fit finds the efficiencies and overhead."""
+    from edgecnn.bench.calibrate_blocks import fit_blocks
+
+    truth_eff = {"pointwise": 0.3, "depthwise": 0.04, "dense": 0.2, "stem": 0.1}
+    prior, truth, points = _synthetic_block_points(truth_eff)
+    kw = dict(bandwidth_gbs=prior.bandwidth_gbs, cache_bytes=prior.last_cache_bytes)
+    result = fit_blocks(points, 7e-6, precision="fp32", peak_gops=prior.peak("fp32"), **kw)
+    assert result.median_abs_error < 0.05
+    for kind in ("pointwise", "dense"):  # compute-bound kinds are identifiable; depthwise may sit on the memory roof
+        assert result.efficiency[kind] == pytest.approx(truth_eff[kind], rel=0.15)
+    assert result.model_overhead_us == pytest.approx(7.0)
+    # int8 reuses the fp32 memory parameters (one [estimator] table per profile)
+    r8 = fit_blocks(points, 7e-6, precision="fp32", peak_gops=prior.peak("fp32"), memory_from=result, **kw)
+    assert (r8.memory_efficiency, r8.layer_overhead_us) == (result.memory_efficiency, result.layer_overhead_us)
+
+
+def test_block_chains_export_quantize_time_and_write_profile(tmp_path: Path) -> None:
+    """Two small block chains really exported, quantized (bundle QDQ settings) and timed in ORT; the fit writes a
+    profile that loads and predicts."""
+    from edgecnn.bench.calibrate_blocks import _head, _mbconv_stage, fit_blocks, measure_blocks
+
+    suite = [_mbconv_stage("silu", 8, 16, 16, 2, 3, 2), _head(16, 32, None, 10, 4)]
+    got = measure_blocks(suite, threads=1, warmup=1, iters=2, min_time_s=0.0, base_s=1e-6)
+    assert set(got) == {"fp32", "int8"}
+    for prec in ("fp32", "int8"):
+        assert [name for name, _, _ in got[prec]] == [bb.name for bb in suite]
+        assert all(t > 0 and ops for _, ops, t in got[prec])
+    kinds = {op.kind for _, ops, _ in got["fp32"] for op in ops}
+    assert {"pointwise", "depthwise", "elementwise", "pooling", "linear"} <= kinds
+    prior = get_profile("x86-avx512-server")
+    kw = dict(bandwidth_gbs=prior.bandwidth_gbs, cache_bytes=prior.last_cache_bytes)
+    fp32 = fit_blocks(got["fp32"], 1e-6, precision="fp32", peak_gops=prior.peak("fp32") / 2, **kw)
+    int8 = fit_blocks(got["int8"], 1e-6, precision="int8", peak_gops=prior.peak("int8") / 2, memory_from=fp32, **kw)
+    out = write_profile(
+        tmp_path / "blocks.toml",
+        prior,
+        fp32,
+        threads=1,
+        peak_gops=prior.peak("fp32") / 2,
+        cpu="test cpu",
+        points=2,
+        contended=True,
+        int8=int8.efficiency,
+        method="block chains (test)",
+    )
+    prof = get_profile(str(out))
+    assert prof.calibration["method"] == "block chains (test)" and prof.efficiency_int8
+    assert estimate_model("mobilenet_v3_small", prof, precision="int8", resolution=64).total_ms > 0

@@ -19,14 +19,14 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgecnn.bench.roofline import Op
-from edgecnn.profiles import OP_KINDS, Profile
+from edgecnn.profiles import OP_KINDS, OPTIONAL_KINDS, Profile
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +248,7 @@ class Fit:
     model_overhead_us: float
     median_abs_error: float
     residuals: dict[str, float]
+    l2_bandwidth_gbs: float | None = None
 
 
 def _memory_s(
@@ -267,6 +268,7 @@ def fit(
     cache_bytes = prior.last_cache_bytes
     best: tuple[float, float, float, float, dict[str, float]] | None = None
     by_kind: dict[str, list[tuple[Op, float]]] = {k: [] for k in OP_KINDS}
+    points = [(replace(op, kind=OPTIONAL_KINDS.get(op.kind, op.kind)), t) for op, t in points]
     for op, t in points:
         by_kind[op.kind].append((op, t))
     for mem_eff in np.linspace(0.1, 1.0, 10):
@@ -362,6 +364,7 @@ def write_profile(
     factor: float = 1.0,
     factor_models: str = "",
     int8: dict[str, float] | None = None,
+    method: str | None = None,
 ) -> Path:
     """A complete profile TOML (strict schema) whose efficiencies and overheads are the fitted ones."""
     from edgecnn.profiles.loader import now_iso
@@ -397,6 +400,7 @@ def write_profile(
     est = {
         "memory_efficiency": result.memory_efficiency,
         "cache_bandwidth_gbs": result.cache_bandwidth_gbs,
+        **({"l2_bandwidth_gbs": result.l2_bandwidth_gbs} if result.l2_bandwidth_gbs else {}),
         "layer_overhead_us": float(result.layer_overhead_us),
         "model_overhead_us": result.model_overhead_us,
         "error_band": max(0.2, 2 * result.median_abs_error),
@@ -407,7 +411,7 @@ def write_profile(
     cal = {
         "base": prior.name,
         "created": now_iso(),
-        "method": f"onnxruntime fp32 single-op micro-benchmarks ({points} graphs), log-space grid fit",
+        "method": method or f"onnxruntime fp32 single-op micro-benchmarks ({points} graphs), log-space grid fit",
         "threads": threads,
         "points": points,
         "median_abs_error": result.median_abs_error,
@@ -422,11 +426,12 @@ def write_profile(
         + prior.sources.get("peak_gops", "see the base profile"),
         "memory": f"from profile {prior.name}: {prior.sources.get('memory', 'see base profile')}",
         "caches": f"from profile {prior.name}: {prior.sources.get('caches', 'see base profile')}",
-        "efficiency": f"fitted here: {points} ONNX Runtime single-op micro-benchmarks (edgecnn.bench.calibrate)",
+        "efficiency": f"fitted here: {method or f'{points} ONNX Runtime single-op micro-benchmarks'} "
+        "(edgecnn.bench.calibrate)",
         **(
             {
-                "efficiency_int8": "fitted here: ONNX Runtime QDQ (u8 activations, s8 per-channel weights) single-op "
-                "micro-benchmarks (edgecnn.bench.calibrate_int8)"
+                "efficiency_int8": "fitted here: ONNX Runtime QDQ (u8 activations, s8 per-channel weights) "
+                "micro-benchmarks of the same suite (edgecnn.bench.calibrate_blocks / calibrate_int8)"
             }
             if int8
             else {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from edgecnn.bench.roofline import BYTES, Op, model_ops, op_time_s
+from edgecnn.bench.roofline import BYTES, Op, model_ops, op_time_s, weights_resident
 from edgecnn.errors import ConfigError
 from edgecnn.profiles import Profile
 
@@ -67,6 +67,7 @@ def estimate_ops(
         )
     est = profile.estimator
     peak = profile.peak(precision)
+    resident = weights_resident(ops, precision, profile.last_cache_bytes)
     layers = []
     for op in ops:
         if op.fusable and est["fused_activations"]:
@@ -84,6 +85,9 @@ def estimate_ops(
             overhead_s=est["layer_overhead_us"] * 1e-6,
             cache_bytes=profile.last_cache_bytes,
             cache_bandwidth_gbs=est.get("cache_bandwidth_gbs"),
+            l2_bytes=profile.l2_cache_bytes,
+            l2_bandwidth_gbs=est.get("l2_bandwidth_gbs"),
+            weights_resident=resident,
         )
         layers.append(
             LayerEstimate(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 FUSABLE = ("ReLU", "ReLU6", "Hardsigmoid", "Sigmoid")
+PADS = ("PadSame", "ZeroPad2d", "ConstantPad2d")
 ACTIVATIONS = ("ReLU", "ReLU6", "Hardsigmoid", "Sigmoid", "Hardswish", "SiLU", "GELU")
 
 
@@ -28,7 +29,7 @@ class Op:
     width (multiply by the precision's bytes): activations in/out and weights."""
 
     name: str
-    kind: str  # dense | pointwise | depthwise | pooling | elementwise | linear
+    kind: str  # stem | dense | pointwise | depthwise | pooling | elementwise | linear
     type: str
     macs: int
     elements: int
@@ -44,8 +45,13 @@ class Op:
     def bytes(self, precision: str) -> float:
         return float(BYTES[precision] * (self.in_elems + self.out_elems + self.weight_elems))
 
+    def weight_bytes(self, precision: str) -> float:
+        return float(BYTES[precision] * self.weight_elems)
+
 
 def _conv_kind(m) -> str:  # noqa: ANN001  (torch module)
+    if m.groups == 1 and m.in_channels <= 4 and tuple(m.kernel_size) != (1, 1):
+        return "stem"  # a k×k conv on the image: GEMM depth 3·k² — far from the dense ceiling
     if m.groups > 1 and m.groups == m.in_channels:
         return "depthwise"
     if tuple(m.kernel_size) == (1, 1) and m.groups == 1:
@@ -53,8 +59,9 @@ def _conv_kind(m) -> str:  # noqa: ANN001  (torch module)
     return "dense"
 
 
-def model_ops(model, resolution: int, *, batch: int = 1) -> list[Op]:  # noqa: ANN001
-    """Walk ``model`` once on ``batch``×C×res×res (on whatever device its parameters live — use meta) → ops."""
+def model_ops(model, resolution: int, *, batch: int = 1, in_chs: int | None = None) -> list[Op]:  # noqa: ANN001
+    """Walk ``model`` once on ``batch``×C×res×res (on whatever device its parameters live — use meta) → ops.
+    C is ``in_chs``, else the first conv's input channels (3 when the model has no conv)."""
     import math
 
     import torch
@@ -115,14 +122,14 @@ def model_ops(model, resolution: int, *, batch: int = 1) -> list[Op]:  # noqa: A
                         weight_elems=0,
                     )
                 )
-            elif t in ACTIVATIONS or (t in ("PadSame", "ZeroPad2d", "ConstantPad2d") and out.shape != x.shape):
+            elif t in ACTIVATIONS or (t in PADS and out.shape != x.shape):
                 ops.append(
                     Op(
                         name=name,
                         kind="elementwise",
                         type=t,
                         macs=0,
-                        elements=numel(out),
+                        elements=0 if t in PADS else numel(out),  # padding is a copy: no arithmetic, memory roof only
                         in_elems=numel(x),
                         out_elems=numel(out),
                         weight_elems=0,
@@ -163,7 +170,7 @@ def model_ops(model, resolution: int, *, batch: int = 1) -> list[Op]:  # noqa: A
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    chans = first.in_channels if first is not None else 3
+    chans = in_chs or (first.in_channels if first is not None else 3)
     was_training = model.training
     model.eval()
     try:
@@ -193,11 +200,65 @@ def op_time_s(
     overhead_s: float,
     cache_bytes: float = 0.0,
     cache_bandwidth_gbs: float | None = None,
+    l2_bytes: float = 0.0,
+    l2_bandwidth_gbs: float | None = None,
+    weights_resident: bool = True,
 ) -> tuple[float, str]:
-    """Roofline time of one op and which roof binds ("compute" or "memory"). An op whose bytes fit in the last
-    cache level streams at ``cache_bandwidth_gbs`` (repeated inference keeps weights and activations hot there)."""
+    """Roofline time of one op and which roof binds ("compute" or "memory"). An op whose bytes fit in the cores'
+    L2 streams at ``l2_bandwidth_gbs``, else one that fits in the last cache level at ``cache_bandwidth_gbs``
+    (repeated inference keeps weights and activations hot there), else at DRAM ``bandwidth_gbs``.
+    ``weights_resident=False`` (a model whose per-inference traffic overflows the last cache level, see
+    :func:`weights_resident`): the weights come from DRAM every inference, the activations as above."""
     compute = op.work() / (peak_gops * 1e9 * efficiency)
-    nbytes = op.bytes(precision)
-    bw = cache_bandwidth_gbs if cache_bandwidth_gbs and nbytes <= cache_bytes else bandwidth_gbs
-    memory = nbytes / (bw * 1e9 * memory_efficiency)
+    memory = memory_time_s(
+        op.bytes(precision),
+        0.0 if weights_resident else op.weight_bytes(precision),
+        bandwidth_gbs=bandwidth_gbs,
+        memory_efficiency=memory_efficiency,
+        cache_bytes=cache_bytes,
+        cache_bandwidth_gbs=cache_bandwidth_gbs,
+        l2_bytes=l2_bytes,
+        l2_bandwidth_gbs=l2_bandwidth_gbs,
+    )
     return max(compute, memory) + overhead_s, "compute" if compute >= memory else "memory"
+
+
+def weights_resident(ops: list[Op], precision: str, cache_bytes: float) -> bool:
+    """Whether weights stay cached from one inference to the next: an LRU last-level cache keeps them only when the
+    whole per-inference traffic (every op's weights and activations) fits in it — a cyclic sweep larger than the
+    cache misses on every access."""
+    return sum(op.bytes(precision) for op in ops) <= cache_bytes
+
+
+def memory_time_s(
+    nbytes: float,
+    dram_weight_bytes: float,
+    *,
+    bandwidth_gbs: float,
+    memory_efficiency: float,
+    cache_bytes: float,
+    cache_bandwidth_gbs: float | None,
+    l2_bytes: float = 0.0,
+    l2_bandwidth_gbs: float | None = None,
+) -> float:
+    """Seconds to move ``nbytes`` of which ``dram_weight_bytes`` come from DRAM; the rest at the bandwidth of the
+    smallest level it fits in."""
+    rest = nbytes - dram_weight_bytes
+    bw = memory_bandwidth(rest, bandwidth_gbs, cache_bytes, cache_bandwidth_gbs, l2_bytes, l2_bandwidth_gbs)
+    return (rest / bw + dram_weight_bytes / bandwidth_gbs) / (1e9 * memory_efficiency)
+
+
+def memory_bandwidth(
+    nbytes: float,
+    dram_gbs: float,
+    cache_bytes: float,
+    cache_gbs: float | None,
+    l2_bytes: float = 0.0,
+    l2_gbs: float | None = None,
+) -> float:
+    """The bandwidth (GB/s) an op moving ``nbytes`` streams at: the smallest level it fits in."""
+    if l2_gbs and nbytes <= l2_bytes:
+        return l2_gbs
+    if cache_gbs and nbytes <= cache_bytes:
+        return cache_gbs
+    return dram_gbs

@@ -78,6 +78,14 @@ def profile_predict_cmd(
 )
 @click.option("--resolution", "-r", type=int, default=160, show_default=True, help="Resolution of those models.")
 @click.option("--int8/--no-int8", default=True, show_default=True, help="Also fit int8 efficiencies (QDQ graphs).")
+@click.option(
+    "--suite",
+    type=click.Choice(["blocks", "ops"]),
+    default="blocks",
+    show_default=True,
+    help="blocks: synthetic chains of edgecnn blocks exported like bundles (needs torch); ops: single-op ONNX "
+    "graphs (torch-free, less faithful: lone ops pay layout reorders a model does not).",
+)
 @click.option("--out", type=click.Path(dir_okay=False), help="Profile file to write (default local-<base>.toml).")
 @click.option("--json", "as_json", is_flag=True, help="Print the fit and every micro-benchmark as JSON.")
 def profile_calibrate_cmd(
@@ -87,6 +95,7 @@ def profile_calibrate_cmd(
     models: str,
     resolution: int,
     int8: bool,
+    suite: str,
     out: str | None,
     as_json: bool,
 ) -> None:
@@ -120,25 +129,58 @@ def profile_calibrate_cmd(
     path = Path(out or f"local-{prior.name}.toml")
     say = (lambda m: None) if as_json else (lambda m: click.echo(f"· {m}", err=True))
     warns = environment_warnings(n)
-    suite = default_suite()
-    base_s, points = measure_suite(suite, threads=n, iters=iters, progress=say)
-    peak = prior.peak("fp32") * n / (prior.cores or n)
-    result = fit(points, base_s, peak_gops=peak, bandwidth_gbs=prior.bandwidth_gbs, prior=prior)
     int8_effs, int8_err = None, None
-    if int8 and "int8" in prior.precisions:
-        from edgecnn.bench.calibrate_int8 import fit_int8, int8_suite, measure_int8
+    fit_int8_here = int8 and "int8" in prior.precisions
+    peak = prior.peak("fp32") * n / (prior.cores or n)
+    if suite == "blocks":
+        from edgecnn.bench.calibrate import _identity, time_graph
+        from edgecnn.bench.calibrate_blocks import block_suite, fit_blocks, measure_blocks
 
-        p8 = measure_int8(int8_suite(), base_s, threads=n, iters=iters, progress=say)
-        int8_effs, int8_err = fit_int8(
-            p8,
-            result,
-            peak_gops=prior.peak("int8") * n / (prior.cores or n),
-            bandwidth_gbs=prior.bandwidth_gbs,
-            cache_bytes=prior.last_cache_bytes,
-        )
+        import_sdk("torch", "torch")
+        base_s = time_graph(_identity(), (1, 8), threads=n, warmup=5, iters=iters * 3, min_time_s=0.05)
+        precs = ("fp32", "int8") if fit_int8_here else ("fp32",)
+        measured = measure_blocks(block_suite(), threads=n, precisions=precs, iters=iters, base_s=base_s, progress=say)
+        l2 = 1024.0 * float(prior.caches.get("l2_kib", 0.0)) * n
+        common_fit = dict(bandwidth_gbs=prior.bandwidth_gbs, cache_bytes=prior.last_cache_bytes, l2_bytes=l2)
+        common_fit["fused_activations"] = prior.estimator["fused_activations"]
+        result = fit_blocks(measured["fp32"], base_s, precision="fp32", peak_gops=peak, **common_fit)
+        points = [(name, t) for name, _, t in measured["fp32"]]
+        if fit_int8_here:
+            r8 = fit_blocks(
+                measured["int8"],
+                base_s,
+                precision="int8",
+                peak_gops=prior.peak("int8") * n / (prior.cores or n),
+                memory_from=result,
+                **common_fit,
+            )
+            int8_effs, int8_err = r8.efficiency, r8.median_abs_error
+        method = f"onnxruntime block-chain micro-benchmarks ({len(points)} synthetic chains of edgecnn blocks)"
+    else:
+        base_s, op_points = measure_suite(default_suite(), threads=n, iters=iters, progress=say)
+        result = fit(op_points, base_s, peak_gops=peak, bandwidth_gbs=prior.bandwidth_gbs, prior=prior)
+        points = [(op.name, t) for op, t in op_points]
+        if fit_int8_here:
+            from edgecnn.bench.calibrate_int8 import fit_int8, int8_suite, measure_int8
+
+            p8 = measure_int8(int8_suite(), base_s, threads=n, iters=iters, progress=say)
+            int8_effs, int8_err = fit_int8(
+                p8,
+                result,
+                peak_gops=prior.peak("int8") * n / (prior.cores or n),
+                bandwidth_gbs=prior.bandwidth_gbs,
+                cache_bytes=prior.last_cache_bytes,
+            )
+        method = f"onnxruntime fp32 single-op micro-benchmarks ({len(points)} graphs), log-space grid fit"
     env = fingerprint(n)
     common = dict(
-        threads=n, peak_gops=peak, cpu=str(env["cpu"]), points=len(points), contended=bool(warns), int8=int8_effs
+        threads=n,
+        peak_gops=peak,
+        cpu=str(env["cpu"]),
+        points=len(points),
+        contended=bool(warns),
+        int8=int8_effs,
+        method=method,
     )
     write_profile(path, prior, result, **common)
     factor, ratios = 1.0, {}
@@ -154,10 +196,8 @@ def profile_calibrate_cmd(
                 "int8_efficiency": int8_effs,
                 "int8_median_abs_error": int8_err,
                 "graph_ratios": ratios,
-                "points": [
-                    {"op": op.name, "kind": op.kind, "ms": t * 1e3, "residual": result.residuals[op.name]}
-                    for op, t in points
-                ],
+                "suite": suite,
+                "points": [{"name": name, "ms": t * 1e3, "residual": result.residuals[name]} for name, t in points],
                 "environment": env,
                 "warnings": warns,
             }
@@ -169,7 +209,7 @@ def profile_calibrate_cmd(
     click.echo(
         f"wrote {path}: efficiencies {effs}; memory efficiency {result.memory_efficiency:.2f}, "
         f"cache bandwidth {result.cache_bandwidth_gbs:.0f} GB/s, per-op overhead {result.layer_overhead_us:.1f} µs, "
-        f"per-call {result.model_overhead_us:.1f} µs; median |error| over {len(points)} ops "
+        f"per-call {result.model_overhead_us:.1f} µs; median |error| over {len(points)} {suite} "
         f"{result.median_abs_error:.0%}; "
         f"graph factor {factor:.2f} ({', '.join(f'{k} {v:.2f}' for k, v in ratios.items()) or 'not fitted'})"
         + (

@@ -1,0 +1,338 @@
+"""Block-level calibration for ``edgecnn profile calibrate`` (the default suite).
+
+Single-op graphs mis-time what a runtime does inside a model: ONNX Runtime keeps conv chains in its blocked NCHWc
+layout and fuses activations, so a lone Conv pays layout reorders a model never pays (and a lone QDQ op has no
+neighbours to fuse with). Kernel-level latency predictors therefore calibrate on the fused units a runtime actually
+runs (Zhang et al., "nn-Meter", MobiSys 2021, §4). edgecnn does the same with its own building blocks:
+
+* each point is a short chain of edgecnn layers — inverted residuals of every family (ReLU6; SiLU + SE;
+  hard-swish + SE), depthwise-separable pairs, stems, heads, dense-conv and fully connected stacks — at stage
+  shapes typical of mobile CNNs, **synthetic** (no zoo model is among them, so validating on the zoo is honest);
+* it is exported with the bundle exporter's own ONNX path (and, for int8, quantized with the bundle quantizer's
+  own ONNX Runtime QDQ settings), so the graph patterns are those of real bundles;
+* its op list comes from the estimator's own walk (:func:`edgecnn.bench.roofline.model_ops`), so any systematic
+  bias in how ops are counted is absorbed by the fit rather than left in the prediction;
+* the fit is the estimator's roofline summed over the chain — one efficiency per op kind, a shared memory
+  efficiency, cache bandwidth and per-op overhead — minimising squared log error (coordinate descent on log grids).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.bench.calibrate import Fit, time_graph
+from edgecnn.bench.roofline import Op, memory_time_s, model_ops, weights_resident
+from edgecnn.profiles import OP_KINDS, OPTIONAL_KINDS
+
+CHAIN_EXTRA = 1  # stride-1 repeats after a stage's first block: stage-like chains, as in the zoo
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlockBench:
+    """One calibration point: ``build()`` gives the torch module, run on 1×``in_chs``×``res``×``res``."""
+
+    name: str
+    build: Callable[[], object]
+    in_chs: int
+    res: int
+
+
+def _mbconv_stage(family: str, c_in: int, c_out: int, res: int, stride: int, k: int, expand: int) -> BlockBench:
+    def build():  # noqa: ANN202
+        from torch import nn
+
+        from edgecnn.layers.activations import Act
+        from edgecnn.layers.blocks import InvertedResidual, SESpec
+
+        act = {"relu6": Act.RELU6, "silu": Act.SILU, "hswish": Act.HARDSWISH}[family]
+
+        def block(ci: int, s: int) -> nn.Module:
+            mid = ci * expand
+            se = None
+            if family == "silu":
+                se = SESpec(rd_chs=max(1, ci // 4), act=Act.SILU, gate=Act.SIGMOID)
+            elif family == "hswish":
+                se = SESpec(rd_chs=max(8, mid // 4), act=Act.RELU, gate=Act.HARDSIGMOID)
+            return InvertedResidual(ci, c_out, k, mid_chs=mid, stride=s, act=act, se=se)
+
+        return nn.Sequential(block(c_in, stride), *[block(c_out, 1) for _ in range(CHAIN_EXTRA)])
+
+    return BlockBench(
+        name=f"mb-{family}-k{k}e{expand}-{c_in}x{c_out}@{res}s{stride}", build=build, in_chs=c_in, res=res
+    )
+
+
+def _separable_stage(c_in: int, c_out: int, res: int, stride: int) -> BlockBench:
+    def build():  # noqa: ANN202
+        from torch import nn
+
+        from edgecnn.layers.activations import Act
+        from edgecnn.layers.blocks import DepthwiseSeparable
+
+        return nn.Sequential(
+            DepthwiseSeparable(c_in, c_out, 3, stride=stride, act=Act.RELU),
+            *[DepthwiseSeparable(c_out, c_out, 3, act=Act.RELU) for _ in range(CHAIN_EXTRA)],
+        )
+
+    return BlockBench(name=f"sep-{c_in}x{c_out}@{res}s{stride}", build=build, in_chs=c_in, res=res)
+
+
+def _stem(act_name: str, c_out: int, res: int) -> BlockBench:
+    def build():  # noqa: ANN202
+        from torch import nn
+
+        from edgecnn.layers.activations import Act
+        from edgecnn.layers.conv_bn_act import ConvBNAct
+
+        act = {"relu6": Act.RELU6, "silu": Act.SILU, "hswish": Act.HARDSWISH}[act_name]
+        return nn.Sequential(ConvBNAct(3, c_out, 3, stride=2, act=act))
+
+    return BlockBench(name=f"stem-{act_name}-{c_out}@{res}", build=build, in_chs=3, res=res)
+
+
+def _head(c_in: int, c_mid: int, hidden: int | None, classes: int, res: int) -> BlockBench:
+    def build():  # noqa: ANN202
+        from torch import nn
+
+        from edgecnn.layers.activations import Act
+        from edgecnn.layers.conv_bn_act import ConvBNAct
+
+        layers: list[nn.Module] = [ConvBNAct(c_in, c_mid, 1, act=Act.RELU6), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        if hidden:
+            layers += [nn.Linear(c_mid, hidden), nn.Hardswish()]
+        layers.append(nn.Linear(hidden or c_mid, classes))
+        return nn.Sequential(*layers)
+
+    return BlockBench(name=f"head-{c_in}x{c_mid}x{hidden or 0}x{classes}@{res}", build=build, in_chs=c_in, res=res)
+
+
+def _dense_stack(res: int) -> BlockBench:
+    """Large-kernel dense convs with max pooling (classic CNN trunk), shapes unlike any zoo model's."""
+
+    def build():  # noqa: ANN202
+        from torch import nn
+
+        return nn.Sequential(
+            nn.Conv2d(3, 48, 7, stride=2, padding=3),
+            nn.ReLU(),
+            nn.MaxPool2d(3, 2),
+            nn.Conv2d(48, 128, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(3, 2),
+            nn.Conv2d(128, 256, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(256, 192, 3, padding=1),
+            nn.ReLU(),
+        )
+
+    return BlockBench(name=f"dense-stack@{res}", build=build, in_chs=3, res=res)
+
+
+def _fc_stack(c: int, res: int, hidden: int) -> BlockBench:
+    def build():  # noqa: ANN202
+        from torch import nn
+
+        return nn.Sequential(
+            nn.MaxPool2d(3, 2),
+            nn.Flatten(),
+            nn.Linear(c * ((res - 3) // 2 + 1) ** 2, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 1000),
+        )
+
+    return BlockBench(name=f"fc-stack-{c}@{res}x{hidden}", build=build, in_chs=c, res=res)
+
+
+def block_suite() -> list[BlockBench]:
+    """Stage shapes typical of mobile CNNs (channels, resolution, stride, kernel, expansion) for each block family."""
+    stages = [  # c_in, c_out, res_in, stride, kernel, expansion
+        (32, 16, 112, 1, 3, 1),
+        (16, 24, 112, 2, 3, 6),
+        (24, 24, 56, 1, 3, 6),
+        (24, 40, 56, 2, 5, 6),
+        (40, 80, 28, 2, 3, 6),
+        (80, 112, 14, 1, 5, 6),
+        (112, 160, 14, 2, 5, 6),
+        (160, 320, 7, 1, 3, 6),
+        (32, 32, 56, 1, 3, 4),
+        (64, 64, 28, 1, 5, 3),
+    ]
+    suite = [_mbconv_stage(f, *s) for f in ("relu6", "silu", "hswish") for s in stages]
+    suite += [_separable_stage(*s) for s in ((32, 64, 112, 1), (96, 192, 56, 2), (256, 256, 28, 1), (384, 768, 14, 2))]
+    suite += [_stem(a, c, r) for a, c, r in (("relu6", 32, 192), ("silu", 40, 256), ("hswish", 16, 224))]
+    suite += [_head(320, 1280, None, 1000, 7), _head(96, 576, 1024, 1000, 7), _head(192, 1536, None, 1000, 8)]
+    suite += [_dense_stack(192), _fc_stack(192, 11, 3072)]
+    return suite
+
+
+def _export(bb: BlockBench, path: Path) -> list[Op]:
+    """Export the block (seeded weights, BN statistics randomised so nothing folds to a trivial graph) → its ops."""
+    import torch
+
+    from edgecnn.exporters.to_onnx import export_onnx
+
+    torch.manual_seed(0)
+    net = bb.build().eval()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    export_onnx(net, torch.zeros(1, bb.in_chs, bb.res, bb.res), path, opset=18, dynamic_batch=None)
+    return model_ops(net, bb.res, in_chs=bb.in_chs)
+
+
+def _quantize(fp32: Path, out: Path, bb: BlockBench) -> None:
+    """The bundle quantizer's default ONNX settings (QDQ, u8 activations, s8 per-channel weights)."""
+    from edgecnn.quant.config import QuantConfig
+    from edgecnn.quant.ort_ptq import preprocess_for_quant, quantize_qdq
+    from edgecnn.quant.samples import SampleSet
+
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((8, bb.in_chs, bb.res, bb.res)).astype(np.float32)
+    cfg = QuantConfig(calibration=SampleSet(data=data, source="calibrate: random blocks input"))
+    pre = preprocess_for_quant(fp32, out.with_name(out.stem + "-pre.onnx"))
+    quantize_qdq(pre, out, cfg, batch=1, flavour="onnx")
+
+
+def measure_blocks(
+    suite: list[BlockBench],
+    *,
+    threads: int,
+    precisions: tuple[str, ...] = ("fp32", "int8"),
+    warmup: int = 5,
+    iters: int = 30,
+    min_time_s: float = 0.1,
+    base_s: float = 0.0,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, list[tuple[str, list[Op], float]]]:
+    """{precision: [(block name, its ops, seconds above the empty call)]} measured here in ONNX Runtime."""
+    out: dict[str, list[tuple[str, list[Op], float]]] = {p: [] for p in precisions}
+    with tempfile.TemporaryDirectory(prefix="edgecnn-calib-blocks-") as tmp:
+        for i, bb in enumerate(suite):
+            if progress:
+                progress(f"[block {i + 1}/{len(suite)}] {bb.name}")
+            fp32 = Path(tmp) / f"b{i}.onnx"
+            ops = _export(bb, fp32)
+            shape = (1, bb.in_chs, bb.res, bb.res)
+            for prec in precisions:
+                path = fp32
+                if prec == "int8":
+                    path = Path(tmp) / f"b{i}-int8.onnx"
+                    _quantize(fp32, path, bb)
+                t = time_graph(
+                    path.read_bytes(), shape, threads=threads, warmup=warmup, iters=iters, min_time_s=min_time_s
+                )
+                out[prec].append((bb.name, ops, max(t - base_s, 1e-7)))
+    return out
+
+
+def fit_blocks(
+    points: list[tuple[str, list[Op], float]],
+    base_s: float,
+    *,
+    precision: str,
+    peak_gops: float,
+    bandwidth_gbs: float,
+    cache_bytes: float,
+    l2_bytes: float = 0.0,
+    fused_activations: bool = True,
+    memory_from: Fit | None = None,
+    sweeps: int = 4,
+) -> Fit:
+    """Fit the roofline summed over each chain to its measured time (squared log error). For each (memory
+    efficiency, cache bandwidth, per-op overhead) on a grid, per-kind efficiencies by coordinate descent on a log
+    grid; the best combination wins. A kind no point exercises keeps efficiency 1 (reported, never used).
+    ``memory_from``: reuse that fit's memory efficiency, cache bandwidth and overhead (a profile holds one set; the
+    int8 efficiencies are fitted with the fp32 ones)."""
+    effs = np.exp(np.linspace(math.log(0.001), math.log(1.0), 120))
+    meas = np.log(np.array([t for _, _, t in points]))
+    # per point: ops that cost time (fused activations cost nothing, as in estimate_ops)
+    costed = [[op for op in ops if not (fused_activations and op.fusable)] for _, ops, _ in points]
+    n_ops = np.array([len(c) for c in costed], dtype=float)
+    flat = [(p, op) for p, c in enumerate(costed) for op in c]
+    idx = np.array([p for p, _ in flat])
+    kinds = np.array([op.kind for _, op in flat])
+    work = np.array([op.work() for _, op in flat])
+    nbytes = np.array([op.bytes(precision) for _, op in flat])
+    # weights from DRAM where the chain's per-inference traffic overflows the last cache (as estimate_ops does)
+    resident = [weights_resident(ops, precision, cache_bytes) for _, ops, _ in points]
+    dram_w = np.array([0.0 if resident[p] else op.weight_bytes(precision) for p, op in flat])
+    present = [k for k in (*OP_KINDS, *OPTIONAL_KINDS) if (kinds == k).any()]
+    best: tuple[float, Fit] | None = None
+    mem_grid, cache_grid, ovh_grid = (
+        np.exp(np.linspace(math.log(0.05), 0.0, 14)),
+        (1.0, 2.0, 4.0, 8.0, 16.0),
+        (0.0, 1.0, 2.0, 4.0, 8.0, 16.0),
+    )
+    l2_grid: tuple[float | None, ...] = (None, 1.5, 2.0, 3.0, 4.0) if l2_bytes > 0 else (None,)
+    if memory_from is not None:
+        mem_grid, ovh_grid = [memory_from.memory_efficiency], [memory_from.layer_overhead_us]
+        cache_grid = [memory_from.cache_bandwidth_gbs / bandwidth_gbs]
+        l2 = memory_from.l2_bandwidth_gbs
+        l2_grid = (None if l2 is None else l2 / memory_from.cache_bandwidth_gbs,)
+    for mem_eff, cache_mult, l2_mult in itertools.product(mem_grid, cache_grid, l2_grid):
+        cache_gbs = bandwidth_gbs * cache_mult
+        l2_gbs = None if l2_mult is None else cache_gbs * l2_mult
+        mem = np.array(
+            [
+                memory_time_s(
+                    b,
+                    w,
+                    bandwidth_gbs=bandwidth_gbs,
+                    memory_efficiency=mem_eff,
+                    cache_bytes=cache_bytes,
+                    cache_bandwidth_gbs=cache_gbs,
+                    l2_bytes=l2_bytes,
+                    l2_bandwidth_gbs=l2_gbs,
+                )
+                for b, w in zip(nbytes, dram_w, strict=True)
+            ]
+        )
+        # T[k][g, p]: time of point p's kind-k ops at efficiency effs[g]
+        table = {}
+        for k in present:
+            sel = kinds == k
+            t_ops = np.maximum(work[sel][None, :] / (peak_gops * 1e9 * effs[:, None]), mem[sel][None, :])
+            m = np.zeros((len(effs), len(points)))
+            np.add.at(m.T, idx[sel], t_ops.T)
+            table[k] = m
+        for ovh_us in ovh_grid:
+            g = dict.fromkeys(present, len(effs) // 2)
+            for _ in range(sweeps):
+                for k in present:
+                    rest = ovh_us * 1e-6 * n_ops + sum(table[j][g[j]] for j in present if j != k)
+                    err = ((np.log(rest[None, :] + table[k]) - meas[None, :]) ** 2).sum(axis=1)
+                    g[k] = int(err.argmin())
+            pred = ovh_us * 1e-6 * n_ops + sum(table[k][g[k]] for k in present)
+            total = float(((np.log(pred) - meas) ** 2).sum())
+            if best is None or total < best[0]:
+                resid = {
+                    name: float(p / math.exp(m) - 1) for (name, _, _), p, m in zip(points, pred, meas, strict=True)
+                }
+                best = (
+                    total,
+                    Fit(
+                        efficiency={
+                            **{k: float(effs[g[k]]) if k in g else 1.0 for k in OP_KINDS},
+                            **{k: float(effs[g[k]]) for k in OPTIONAL_KINDS if k in g},
+                        },
+                        memory_efficiency=float(mem_eff),
+                        cache_bandwidth_gbs=float(cache_gbs),
+                        l2_bandwidth_gbs=None if l2_gbs is None else float(l2_gbs),
+                        layer_overhead_us=float(ovh_us),
+                        model_overhead_us=base_s * 1e6,
+                        median_abs_error=float(np.median(np.abs(list(resid.values())))),
+                        residuals=resid,
+                    ),
+                )
+    assert best is not None
+    return best[1]

@@ -43,8 +43,9 @@ def main() -> None:
         help="default 1: this 2-vCPU VM's 2-thread latency flips between two host speed states across processes "
         "(benchmarks/results/bench_repeatability.md), which no estimator can predict",
     )
-    ap.add_argument("--iters", type=int, default=50)
-    ap.add_argument("--min-time", type=float, default=1.0)
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--min-time", type=float, default=0.4)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds over all bundles; median of round p50s")
     ap.add_argument("--work", type=Path, default=Path("/tmp/edgecnn-bench-estimator"))
     ap.add_argument("--out", type=Path, default=HERE / "results" / "bench_estimator.json")
     args = ap.parse_args()
@@ -76,6 +77,7 @@ def main() -> None:
     rows: list[dict] = []
     unavailable: dict[str, str] = {}
     calibrated_on = (profile.calibration or {}).get("models", "")
+    subjects: dict[tuple[str, str], object] = {}
     for precision in ("fp32", "int8"):
         for model in models:
             bundle, why = export(model, precision, args.work)
@@ -83,34 +85,39 @@ def main() -> None:
                 unavailable[f"{model} {precision}"] = why or "?"
                 print(f"{model} {precision}: not available ({why})", file=sys.stderr)
                 continue
-            pred = estimate_model(model, profile, precision=precision, resolution=224)
-            ops_only = estimate_model(model, ops_profile, precision=precision, resolution=224)
-            subject = load_bundle(bundle, backend="onnxruntime", device=None, threads=args.threads)
+            subjects[(model, precision)] = load_bundle(bundle, backend="onnxruntime", device=None, threads=args.threads)
+    # interleaved rounds: a slow spell of the shared host lands on every model once, not on one model's whole run
+    rounds: dict[tuple[str, str], list] = {k: [] for k in subjects}
+    for r in range(args.rounds):
+        for key, subject in subjects.items():
             res = measure(
-                subject, batch=1, warmup=10, iters=args.iters, min_time_s=args.min_time, threads=args.threads, env=env
+                subject, batch=1, warmup=5, iters=args.iters, min_time_s=args.min_time, threads=args.threads, env=env
             )
+            rounds[key].append(res)
             contention.update(environment_warnings(args.threads))
-            err = pred.total_ms / res.p50_ms - 1
-            rows.append(
-                {
-                    "model": model,
-                    "precision": precision,
-                    "predicted_ms": pred.total_ms,
-                    "band_ms": [pred.low_ms, pred.high_ms],
-                    "measured_p50_ms": res.p50_ms,
-                    "measured_cov": res.cov,
-                    "error": err,
-                    "within_20pct": abs(err) <= 0.20,
-                    "predicted_ops_only_ms": ops_only.total_ms,
-                    "error_ops_only": ops_only.total_ms / res.p50_ms - 1,
-                    "in_calibration_set": model in calibrated_on.split(" @")[0].split(","),
-                }
-            )
-            print(
-                f"{model} {precision}: predicted {pred.total_ms:.2f} ms, measured {res.p50_ms:.2f} ms ({err:+.0%})",
-                file=sys.stderr,
-            )
-            write(args, profile_path, profile, env, contention, rows, unavailable)  # partial results survive a kill
+            print(f"round {r + 1}/{args.rounds} {key[0]} {key[1]}: {res.p50_ms:.2f} ms", file=sys.stderr)
+    for (model, precision), results in rounds.items():
+        p50s = [x.p50_ms for x in results]
+        p50 = float(np.median(p50s))
+        pred = estimate_model(model, profile, precision=precision, resolution=224)
+        ops_only = estimate_model(model, ops_profile, precision=precision, resolution=224)
+        err = pred.total_ms / p50 - 1
+        rows.append(
+            {
+                "model": model,
+                "precision": precision,
+                "predicted_ms": pred.total_ms,
+                "band_ms": [pred.low_ms, pred.high_ms],
+                "measured_p50_ms": p50,
+                "round_p50s_ms": p50s,
+                "measured_cov": float(np.median([x.cov for x in results])),
+                "error": err,
+                "within_20pct": abs(err) <= 0.20,
+                "predicted_ops_only_ms": ops_only.total_ms,
+                "error_ops_only": ops_only.total_ms / p50 - 1,
+                "in_calibration_set": model in calibrated_on.split(" @")[0].split(","),
+            }
+        )
     print(write(args, profile_path, profile, env, contention, rows, unavailable))
 
 
@@ -156,6 +163,9 @@ def write(args, profile_path, profile, env, contention, rows, unavailable) -> st
         "resolution": 224,
         "batch": 1,
         "threads": args.threads,
+        "rounds": args.rounds,
+        "iters_per_round": args.iters,
+        "min_time_per_round_s": args.min_time,
         "profile": str(profile_path),
         "profile_single_op_suite": str(profile_path.with_name(profile_path.stem + "_ops.toml")),
         "profile_provenance": profile.provenance(),
@@ -171,7 +181,8 @@ def write(args, profile_path, profile, env, contention, rows, unavailable) -> st
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     md = [
         f"Estimator vs measurement, ONNX Runtime, batch 1, 224 px, {args.threads} threads, {env['cpu']}; "
-        f"profile {profile.name} ({profile_path}). * = model used (at another resolution) to fit the graph factor.",
+        f"profile {profile.name} ({profile_path.name}); measured = median of {args.rounds} interleaved rounds' p50. "
+        "`python benchmarks/bench_estimator.py`. * = model used (at another resolution) to fit the graph factor.",
         "**Measured under contention** (other jobs on the 2 cores): rerun on a quiet machine." if contention else "",
         "",
         f"| model | precision | predicted ms (graph factor {profile.estimator.get('graph_factor', 1.0):.2f}) "

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 _LEAF_CLASSES = ("torch.nn.modules.conv.", "torch.nn.modules.batchnorm.", "torch.nn.modules.activation.")
 RUNTIME = "(runtime: layout/reorder)"
+_TOKEN = re.compile(r"_token_\d+$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -171,7 +172,14 @@ def _optimized_node_layers(path: Path, by_node: dict[str, str], by_tensor: dict[
             consumers[i].append(n)
     out: dict[str, str] = {}
     for n in graph.node:
-        layer = by_node.get(n.name) or next((by_tensor[o] for o in n.output if o in by_tensor), None)
+        # QDQ fusion names the fused kernel after the original node + "_token_N" (QLinearConv from DQ→Conv→Q)
+        base = _TOKEN.sub("", n.name)
+        layer = (
+            by_node.get(n.name)
+            or by_node.get(base)
+            or next((by_tensor[o] for o in n.output if o in by_tensor), None)
+            or next((by_node[o] for o in n.output if o in by_node), None)
+        )
         if layer is None and not n.op_type.startswith("Reorder"):
             # a node ORT created (e.g. an unfused activation): follow its output to the consumer's layer
             nxt = [c for o in n.output for c in consumers.get(o, [])]

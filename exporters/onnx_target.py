@@ -24,9 +24,12 @@ class OnnxTarget:
         if ctx.opts.precision is Precision.FP16:
             to_fp16(path)
         set_metadata(path, ctx.facts)
+        from edgecnn.quant.ort_ptq import ort_backend_options
+
         return Built(
             entry="model.onnx",
             files=["model.onnx"],
+            backend_options=ort_backend_options(record),
             producer={"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
             quantization=record,
         )

@@ -22,20 +22,26 @@ class OpenVINOTarget:
     def build(self, ctx: BuildContext) -> Built:
         import openvino as ov
 
-        onnx_path = export_onnx(
-            ctx.model,
-            ctx.example,
-            ctx.workdir / "intermediate.onnx",
-            opset=ctx.opts.opset,
-            dynamic_batch=ctx.opts.dynamic_batch,
-        )
-        record = None
-        if ctx.opts.precision is Precision.INT8:
-            from edgecnn.quant.openvino_flow import quantize_openvino
+        qat = ctx.opts.quant.qat if ctx.opts.quant is not None else None
+        if qat is not None:  # QAT: the scales it learned, as they are (edgecnn.quant.qat)
+            from edgecnn.quant.qat_export import build_openvino
 
-            model, record = quantize_openvino(onnx_path, ctx.opts.quant, batch=ctx.example.shape[0])
+            model, record, onnx_path = build_openvino(ctx)
         else:
-            model = ov.convert_model(str(onnx_path))
+            onnx_path = export_onnx(
+                ctx.model,
+                ctx.example,
+                ctx.workdir / "intermediate.onnx",
+                opset=ctx.opts.opset,
+                dynamic_batch=ctx.opts.dynamic_batch,
+            )
+            record = None
+            if ctx.opts.precision is Precision.INT8:
+                from edgecnn.quant.openvino_flow import quantize_openvino
+
+                model, record = quantize_openvino(onnx_path, ctx.opts.quant, batch=ctx.example.shape[0])
+            else:
+                model = ov.convert_model(str(onnx_path))
         for k, v in ctx.facts.items():
             model.set_rt_info(v if isinstance(v, str) else str(v), ["edgecnn", k])
         compress = ctx.opts.precision is Precision.FP16

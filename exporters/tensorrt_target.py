@@ -68,6 +68,10 @@ class TensorRTTarget:
                 "and caches the engine on first load or with `edgecnn build-engine BUNDLE`."
             )
         backend = {"tensorrt": settings} if prebuilt is None else {"tensorrt": settings, "tensorrt_engine": prebuilt}
+        if record is not None:  # the ONNX Runtime check run of the Q/DQ model (edgecnn.quant.ort_ptq)
+            from edgecnn.quant.ort_ptq import ort_backend_options
+
+            backend.update(ort_backend_options(record))
         return Built(
             entry="model.onnx",
             files=files,

@@ -169,3 +169,30 @@ def test_openvino_refuses_an_onnx_runtime_calibration_method(tmp_path):
     args = ["quantize", "mobilenet_v2", "-t", "openvino", "--calib-data", str(tmp_path / "c.npz")]
     res = CliRunner().invoke(cli, [*args, "-r", str(RES), "--method", "entropy"])
     assert res.exit_code == 1 and "error: --method entropy applies to the onnx and tensorrt targets" in res.output
+
+
+def test_onnx_int8_carries_no_dead_weight(tmp_path_factory, tmp_path):
+    """Symmetric conv weights and int32 biases carry no (all-zero) zero points and the exporter's debugging metadata
+    is gone — while ONNX Runtime still fuses every quantized conv into QLinearConv (the bytes cost no speed)."""
+    import onnx
+    import onnxruntime as ort
+
+    bundle = _int8(tmp_path_factory, "onnx")
+    proto = onnx.load(str(bundle / "model.onnx"))
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+    assert convs
+    for conv in convs:
+        for arg in conv.input[1:]:
+            dq = producer[arg]
+            assert dq.op_type == "DequantizeLinear" and len(dq.input) == 2, (conv.name, arg)
+    from edgecnn.exporters.to_onnx import export_onnx
+
+    fp32 = export_onnx(_model(), torch.randn(1, 3, RES, RES), tmp_path / "f.onnx", opset=18, dynamic_batch=None)
+    meta = {m.key for n in onnx.load(str(fp32)).graph.node for m in n.metadata_props}
+    assert meta == {"pkg.torch.onnx.name_scopes", "pkg.torch.onnx.class_hierarchy"}  # no stack traces, no FX text
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(bundle / "model.onnx"), so, ["CPUExecutionProvider"], disabled_optimizers=[])
+    fused = [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+    assert fused.count("QLinearConv") == len(convs) and "Conv" not in fused

@@ -1,4 +1,4 @@
-"""``edgecnn quantize``: INT8 post-training quantization for one target, with lint, accuracy budget and report."""
+"""``edgecnn quantize``: INT8 post-training quantization (or QAT) for one target, with lint, budget and report."""
 
 from __future__ import annotations
 
@@ -15,7 +15,12 @@ from edgecnn.cli.base import cli, echo_json, human
 @click.option("--samples", type=int, default=300, show_default=True, help="Calibration samples (fewer: warning).")
 @click.option("--max-drop", type=float, help="Accepted top-1 drop in points; sensitive layers fall back to float.")
 @click.option("--eval-data", help="Labelled evaluation data (same forms as --calib-data; 'embedded' = test split).")
-@click.option("--keep-float", multiple=True, metavar="NODE", help="Graph node to keep in float (repeatable).")
+@click.option(
+    "--keep-float",
+    multiple=True,
+    metavar="LAYER",
+    help="Layer (module path, as the report shows it) or graph node to keep in float (repeatable).",
+)
 @click.option("--weights", type=click.Path(dir_okay=False), help="Weights for a zoo MODEL.")
 @click.option("--resolution", "-r", type=int, help="Input size (default: the weights' preprocessing).")
 @click.option("--out", type=click.Path(file_okay=False), help="Bundle directory (default MODEL-TARGET-int8).")
@@ -23,6 +28,14 @@ from edgecnn.cli.base import cli, echo_json, human
 @click.option("--no-latency", is_flag=True, help="Skip the fp32 vs int8 latency measurement in the report.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle (only once the new one is verified).")
 @click.option("--lint-only", is_flag=True, help="Only report quantization risks; write nothing.")
+@click.option(
+    "--per-tensor", is_flag=True, help="One weight scale per tensor (accelerators without per-channel int8 kernels)."
+)
+@click.option("--qat-epochs", type=int, help="Quantization-aware training: fine-tune N epochs with NNCF (torch).")
+@click.option("--train-data", help="QAT: labelled training data (DIR, FILE.npz with 'y', 'embedded' = train split).")
+@click.option("--train-samples", type=int, help="QAT: most training samples to use (default 4000).")
+@click.option("--qat-lr", type=float, help="QAT: peak AdamW learning rate, cosine to 0 (default 1e-4).")
+@click.option("--distill", type=float, help="QAT: weight of distillation from the fp32 model, 0..1 (default 0.5).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def quantize_cmd(
     model: str,
@@ -40,10 +53,33 @@ def quantize_cmd(
     no_latency: bool,
     overwrite: bool,
     lint_only: bool,
+    per_tensor: bool,
+    qat_epochs: int | None,
+    train_data: str | None,
+    train_samples: int | None,
+    qat_lr: float | None,
+    distill: float | None,
     as_json: bool,
 ) -> None:
-    """Quantize MODEL (a zoo name or an edgecnn checkpoint) to a verified INT8 bundle plus a report."""
-    from edgecnn.quant.api import quantize
+    """Quantize MODEL (a zoo name or an edgecnn checkpoint) to a verified INT8 bundle plus a report.
+
+    With --qat-epochs the model is first fine-tuned with fake quantizers (QAT) on --train-data, and the bundle
+    carries the scales QAT learned."""
+    from edgecnn.errors import ConfigError
+    from edgecnn.quant.api import TRAIN_SAMPLES, quantize
+
+    qat = None
+    if qat_epochs is not None:
+        from edgecnn.quant.qat import QatConfig
+
+        given = {"lr": qat_lr, "distill_alpha": distill}
+        qat = QatConfig(epochs=qat_epochs, **{k: v for k, v in given.items() if v is not None})
+    else:
+        for flag, v in (("--qat-lr", qat_lr), ("--distill", distill), ("--train-samples", train_samples)):
+            if v is not None:
+                raise ConfigError(f"{flag} is a QAT option", hint="add --qat-epochs N")
+    if train_samples is not None and train_samples < 1:
+        raise ConfigError(f"--train-samples must be >= 1, got {train_samples}")
 
     say = (lambda m: None) if as_json else (lambda m: click.echo(f"· {m}", err=True))
     res = quantize(
@@ -63,6 +99,10 @@ def quantize_cmd(
         report_dir=report_dir,
         measure_latency=not no_latency,
         progress=say,
+        per_channel=not per_tensor,
+        qat=qat,
+        train_data=train_data,
+        train_samples=train_samples or TRAIN_SAMPLES,
     )
     findings = [f.to_dict() for f in res.findings]
     if as_json:
@@ -85,7 +125,8 @@ def quantize_cmd(
         click.echo(f"note: {note}", err=True)
     q = res.manifest["quantization"] if res.manifest else {}
     c = q["fp32_vs_int8"]
-    line = f"bundle {res.bundle}  (top-1 agreement {100 * c['top1_agreement']:.1f} %, SQNR {c['sqnr_db']:.1f} dB"
+    how = f"QAT {q['qat']['epochs']} epoch(s), " if q.get("qat") else ""
+    line = f"bundle {res.bundle}  ({how}top-1 agreement {100 * c['top1_agreement']:.1f} %, SQNR {c['sqnr_db']:.1f} dB"
     if "top1_drop_points" in c:
         line += f", top-1 {100 * c['fp32_top1']:.2f} → {100 * c['int8_top1']:.2f} %"
     line += f", {len(q['kept_float'])} layer(s) in float)"

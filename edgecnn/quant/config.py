@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgecnn.errors import ConfigError
 from edgecnn.quant.samples import SampleSet
+
+if TYPE_CHECKING:
+    from edgecnn.quant.qat import QatModel
 
 
 class CalibMethod(StrEnum):
@@ -16,6 +19,14 @@ class CalibMethod(StrEnum):
     MINMAX = "minmax"
     ENTROPY = "entropy"
     PERCENTILE = "percentile"
+
+
+class Rounding(StrEnum):
+    """How float weights become int8: ``gptq`` = error-compensated on calibration data (:mod:`edgecnn.quant.rounding`,
+    the default), ``nearest`` = each weight to its nearest level (what the backends do alone)."""
+
+    GPTQ = "gptq"
+    NEAREST = "nearest"
 
 
 class Preset(StrEnum):
@@ -30,8 +41,15 @@ class QuantConfig:
     """INT8 post-training quantization settings; the defaults are edgecnn's "fast and safe" choice.
 
     ``max_drop`` is the accepted top-1 drop in percentage points on ``evaluation`` (None: no budget).
-    ``keep_float`` names graph nodes (ONNX node names / OpenVINO op names) that stay in float.
-    ``per_channel=False`` exists to reproduce the naive per-tensor failure (REFERENCE.md), not for use.
+    ``keep_float`` names layers (module paths, as the report's "layer" column) or graph nodes (ONNX node names /
+    OpenVINO op names) that stay in float; an unknown name is an error before quantization starts.
+    ``rounding`` is how weights reach int8 (GPTQ by default: Lite0's output SQNR 18 → 25 dB, quant_lite0.md).
+    ``overflow_fix`` is NNCF's 7-bit first-layer weights for x86 CPUs without VNNI (int16 saturation in
+    ``vpmaddubsw``); off by default (VNNI/AMX x86 and ARM need no fix; the bundle's golden self-test catches a
+    device that does), because it costs Lite0 6 dB of output SQNR.
+    ``per_channel=False`` reproduces the naive per-tensor failure (REFERENCE.md), and is the constraint of
+    accelerators whose int8 kernels take one weight scale per tensor — QAT is the way to meet it.
+    ``qat`` is a fine-tuned QAT model (:mod:`edgecnn.quant.qat`): exported with its learned scales, no calibration.
     """
 
     calibration: SampleSet
@@ -43,10 +61,15 @@ class QuantConfig:
     fast_bias_correction: bool = True
     bias_correction: bool = True
     keep_float: tuple[str, ...] = ()
+    rounding: Rounding = Rounding.GPTQ
+    overflow_fix: bool = False
+    qat: QatModel | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.calibration, SampleSet):
             raise ConfigError("quantization needs a calibration SampleSet (see edgecnn.quant.samples)")
+        if self.qat is not None:
+            self.check_qat()
         if self.max_drop is not None:
             if not 0 <= self.max_drop < 100:
                 raise ConfigError(f"--max-drop must be in [0, 100) top-1 points, got {self.max_drop}")
@@ -57,6 +80,21 @@ class QuantConfig:
                     hint="pass --eval-data (a class-per-folder directory, 'embedded', or a .npz with 'y')",
                 )
 
+    def check_qat(self) -> None:
+        """QAT keeps every layer quantized with the ranges it learned: the PTQ-only settings do not apply."""
+        if self.max_drop is not None:
+            raise ConfigError(
+                "--max-drop is post-training quantization's float fallback; QAT keeps every layer quantized",
+                hint="leave --max-drop out with --qat-epochs (the report shows the drop)",
+            )
+        if self.keep_float:
+            raise ConfigError("--keep-float is not supported with QAT", hint="leave --keep-float out with --qat-epochs")
+        if self.method is not CalibMethod.MINMAX:
+            raise ConfigError(
+                f"--method {self.method} picks ONNX Runtime's calibrator; QAT starts from NNCF ranges and learns them",
+                hint="leave --method out with --qat-epochs",
+            )
+
     def record(self) -> dict[str, Any]:
         return {
             "method": str(self.method),
@@ -65,6 +103,7 @@ class QuantConfig:
             "preset": str(self.preset),
             "bias_correction": self.bias_correction,
             "keep_float_requested": list(self.keep_float),
+            "rounding": str(self.rounding),
             "calibration": self.calibration.record(),
             "evaluation": None if self.evaluation is None else self.evaluation.record(),
         }

@@ -1,5 +1,6 @@
-"""The ONNX/TensorRT INT8 flow: pre-process → QDQ quantize → measure → (budget missed) return the most
-sensitive layers to float, doubling their number, until the top-1 drop fits → record what stayed float and why."""
+"""The ONNX/TensorRT INT8 flow: pre-process → resolve ``keep_float`` → compensated weight rounding → QDQ quantize →
+measure → (budget missed) return the most sensitive layers to float, doubling their number, until the top-1 drop
+fits → record what stayed float and why. A budget that cannot be met is an error that shows the best drop found."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import AccuracyBudgetError
-from edgecnn.quant.config import QuantConfig
+from edgecnn.quant.config import QuantConfig, Rounding
 from edgecnn.quant.layer_error import layer_errors, rank_sensitive
 from edgecnn.quant.metrics import compare
+from edgecnn.quant.names import resolve_keep_float, scopes_for
 from edgecnn.quant.ort_ptq import ort_logits, preprocess_for_quant, quantizable_nodes, quantize_qdq
+from edgecnn.quant.rounding import compensated_rounding, write_rounded
 
 log = logging.getLogger(__name__)
 LAYER_ERROR_SAMPLES = 8
@@ -30,8 +33,23 @@ def budget_steps(n: int) -> list[int]:
     return [*steps, n] if n else []
 
 
+class _Source:
+    """The float model the quantizer reads: ``pre`` with compensated-rounded weights, float where kept float."""
+
+    def __init__(self, pre: Path, cfg: QuantConfig, batch: int) -> None:
+        self.pre, self.path = pre, pre.with_name("rounded.onnx")
+        self.rounded = (
+            compensated_rounding(pre, cfg.calibration.data, batch=batch, per_channel=cfg.per_channel)
+            if cfg.rounding is Rounding.GPTQ
+            else {}
+        )
+
+    def __call__(self, keep: list[str]) -> Path:
+        return write_rounded(self.pre, self.path, self.rounded, keep=keep) if self.rounded else self.pre
+
+
 def _search(
-    pre: Path,
+    src: _Source,
     out: Path,
     cfg: QuantConfig,
     batch: int,
@@ -47,7 +65,8 @@ def _search(
     budget = float(cfg.max_drop or 0.0)
 
     def trial(k: int) -> dict[str, Any]:
-        quantize_qdq(pre, out, cfg, batch=batch, flavour=flavour, exclude=keep + ranked[:k])
+        exclude = keep + ranked[:k]
+        quantize_qdq(src(exclude), out, cfg, batch=batch, flavour=flavour, exclude=exclude)
         m = compare(ref, ort_logits(out, ev.data, batch), ev.labels)
         trials.append({"float_layers": len(keep) + k, "top1_drop_points": m["top1_drop_points"]})
         log.info("budget: %d layers in float → drop %.2f points", len(keep) + k, m["top1_drop_points"])
@@ -63,10 +82,17 @@ def _search(
             break
         lo = k
     if hit is None:
-        drop, n = (best[1]["top1_drop_points"], len(keep) + best[0]) if best else (float("nan"), len(keep))
+        total = len(ranked) + len(keep)
+        if best is None:
+            raise AccuracyBudgetError(
+                f"--max-drop {cfg.max_drop} points is not reachable: no quantizable layer is left to return to float",
+                hint="raise --max-drop, calibrate on more representative data, or use QAT",
+            )
+        k, m = best
         raise AccuracyBudgetError(
-            f"--max-drop {cfg.max_drop} points is not reachable: best top-1 drop {drop:.2f} points with {n} of "
-            f"{len(ranked) + len(keep)} quantizable layers in float",
+            f"--max-drop {cfg.max_drop} points is not reachable: best top-1 drop {m['top1_drop_points']:.2f} points "
+            f"(top-1 {100 * m['fp32_top1']:.2f} → {100 * m['int8_top1']:.2f} %) with {len(keep) + k} of {total} "
+            f"quantizable layers in float, after {len(trials)} trials up to all {total} in float",
             hint="raise --max-drop, calibrate on more representative data, try --method entropy, or use QAT",
         )
     hi, last = hit[0], hit[0]
@@ -80,7 +106,8 @@ def _search(
         else:
             lo = mid
     if last != hit[0]:
-        quantize_qdq(pre, out, cfg, batch=batch, flavour=flavour, exclude=keep + ranked[: hit[0]])
+        exclude = keep + ranked[: hit[0]]
+        quantize_qdq(src(exclude), out, cfg, batch=batch, flavour=flavour, exclude=exclude)
     return hit
 
 
@@ -89,23 +116,31 @@ def quantize_onnx_file(fp32: Path, out: Path, cfg: QuantConfig, *, batch: int, f
     work = Path(tempfile.mkdtemp(prefix=".quant-", dir=out.parent))
     try:
         pre = preprocess_for_quant(fp32, work / "pre.onnx")
+        layers, scopes = scopes_for(pre, fp32)
+        candidates = quantizable_nodes(pre)
+        requested = resolve_keep_float(
+            cfg.keep_float, layers=layers, quantizable=candidates, nodes=list(scopes), scopes=scopes
+        )
+        keep = list(dict.fromkeys(n for hits in requested.values() for n in hits))
         ev = cfg.evaluation if cfg.evaluation is not None else cfg.calibration
         ev.check_shape(tuple(cfg.calibration.data.shape[1:]), "evaluation")
         ref = ort_logits(pre, ev.data, batch)
-        keep = list(cfg.keep_float)
-        quantize_qdq(pre, out, cfg, batch=batch, flavour=flavour, exclude=keep)
+        src = _Source(pre, cfg, batch)
+        quantize_qdq(src(keep), out, cfg, batch=batch, flavour=flavour, exclude=keep)
         metrics = compare(ref, ort_logits(out, ev.data, batch), ev.labels)
-        errs = layer_errors(pre, out, cfg.calibration.data[: LAYER_ERROR_SAMPLES * batch], batch=batch)
+        errs = layer_errors(pre, out, cfg.calibration.data[: LAYER_ERROR_SAMPLES * batch], batch=batch, layers=layers)
         fallback: list[dict[str, Any]] = []
-        why = {n: "requested (keep_float)" for n in keep}
+        why = {n: f"requested (keep_float {r!r})" for r, hits in requested.items() for n in hits}
         if cfg.max_drop is not None and metrics["top1_drop_points"] > cfg.max_drop:
-            ranked = rank_sensitive(errs, [n for n in quantizable_nodes(pre) if n not in keep])
+            ranked = rank_sensitive(errs, [n for n in candidates if n not in keep])
             loss = {e.owner: e.loss_db for e in errs}
-            k, metrics = _search(pre, out, cfg, batch, flavour, keep, ranked, ref, fallback)
+            k, metrics = _search(src, out, cfg, batch, flavour, keep, ranked, ref, fallback)
             keep = keep + ranked[:k]
             for n in ranked[:k]:
                 why[n] = f"accuracy budget: adds {loss.get(n, float('nan')):.1f} dB of quantization noise"
-            errs = layer_errors(pre, out, cfg.calibration.data[: LAYER_ERROR_SAMPLES * batch], batch=batch)
+            errs = layer_errors(
+                pre, out, cfg.calibration.data[: LAYER_ERROR_SAMPLES * batch], batch=batch, layers=layers
+            )
         return {
             "backend": "onnxruntime.quantization",
             "format": "QDQ",
@@ -113,7 +148,7 @@ def quantize_onnx_file(fp32: Path, out: Path, cfg: QuantConfig, *, batch: int, f
             "weights": "int8 symmetric " + ("per-channel" if cfg.per_channel else "per-tensor"),
             **cfg.record(),
             "bias_correction": None,  # ONNX Runtime's static quantizer has none (NNCF's does: openvino target)
-            "kept_float": [{"node": n, "why": why[n]} for n in keep],
+            "kept_float": [{"node": n, "layer": layers.get(n, ""), "why": why[n]} for n in keep],
             "fallback_trials": fallback,
             "fp32_vs_int8": {**metrics, "on": "evaluation" if cfg.evaluation is not None else "calibration"},
             "layer_errors": [e.to_dict() for e in errs[:WORST_LAYERS]],

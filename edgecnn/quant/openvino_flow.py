@@ -1,7 +1,9 @@
 """The OpenVINO INT8 flow: NNCF on the OpenVINO model (REFERENCE.md: NNCF for OpenVINO only — NNCF's QDQ ONNX is
 slow in ONNX Runtime). ``nncf.quantize`` with a preset and bias correction (MobileNetV3-small loses up to 16 top-1
-points without it, NNCF reference data); with ``--max-drop``, ``nncf.quantize_with_accuracy_control`` returns the
-most sensitive operations to float until the absolute top-1 drop fits."""
+points without it, NNCF reference data) on weights already rounded by GPTQ (:mod:`edgecnn.quant.rounding`, on
+NNCF's own grid); with ``--max-drop``, ``nncf.quantize_with_accuracy_control`` returns the most sensitive
+operations to float until the absolute top-1 drop fits — or the run fails showing the best drop NNCF found. Layers
+left in float get their original weights back. The record carries the per-layer error (fp32 IR vs INT8 IR)."""
 
 from __future__ import annotations
 
@@ -12,11 +14,13 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import AccuracyBudgetError, ConfigError
-from edgecnn.quant.config import CalibMethod, Preset, QuantConfig
+from edgecnn.quant.config import CalibMethod, Preset, QuantConfig, Rounding
 from edgecnn.quant.metrics import compare, run_batched
 
 log = logging.getLogger(__name__)
 WEIGHTED_OPS = ("Convolution", "GroupConvolution", "MatMul", "ConvolutionBackpropData")
+LAYER_ERROR_SAMPLES = 8
+WORST_LAYERS = 10
 
 
 def _batches(data: np.ndarray, batch: int) -> list[np.ndarray]:
@@ -56,25 +60,90 @@ def check_openvino_config(cfg: QuantConfig) -> None:
         )
 
 
+def onnx_node(op_name: str) -> str:
+    """The ONNX node an OpenVINO op came from (a Conv converts to ``<node>/WithoutBiases`` + its bias ``<node>``)."""
+    return op_name.split("/")[0]
+
+
+def _keep_float_ops(model: Any, cfg: QuantConfig, onnx_fp32: Path) -> dict[str, list[str]]:
+    """``cfg.keep_float`` (module paths, ONNX node names or OpenVINO op names) → OpenVINO op names to ignore."""
+    from edgecnn.bench.perlayer import onnx_scopes
+    from edgecnn.quant.names import node_scopes, resolve_keep_float
+
+    if not cfg.keep_float:
+        return {}
+    scope, _ = onnx_scopes(onnx_fp32)
+    paths = node_scopes(onnx_fp32)
+    ops = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() not in ("Constant",)]
+    weighted = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() in WEIGHTED_OPS]
+    layers = {n: scope.get(onnx_node(n), "") for n in ops}
+    by_node: dict[str, list[str]] = {}
+    for n in ops:  # an ONNX node name stands for every op converted from it (conv + its bias add)
+        by_node.setdefault(onnx_node(n), []).append(n)
+    resolved = resolve_keep_float(
+        cfg.keep_float,
+        layers=layers,
+        quantizable=weighted,
+        nodes=[*ops, *by_node],
+        scopes={n: paths.get(onnx_node(n), []) for n in ops},
+        what="the OpenVINO model",
+    )
+    # every op converted from the same ONNX node goes with it (a conv's weighted op and its bias add)
+    return {
+        name: sorted({op for h in hits for op in by_node.get(onnx_node(h), [h])}) for name, hits in resolved.items()
+    }
+
+
+def _restore_float_weights(qmodel: Any, original: Any, names: list[str]) -> None:
+    """Give the ops NNCF left in float their original weights (the quantizer saw GPTQ-rounded ones)."""
+    import openvino as ov
+
+    src = {op.get_friendly_name(): op for op in original.get_ordered_ops()}
+    for op in qmodel.get_ordered_ops():
+        orig = src.get(op.get_friendly_name())
+        if op.get_friendly_name() not in names or orig is None:
+            continue
+        w, ow = op.input_value(1).get_node(), orig.input_value(1).get_node()
+        if w.get_type_name() == "Constant" and ow.get_type_name() == "Constant" and w.get_shape() == ow.get_shape():
+            op.input(1).replace_source_output(ov.opset13.constant(ow.get_data()).output(0))
+
+
 def quantize_openvino(onnx_fp32: Path, cfg: QuantConfig, *, batch: int) -> tuple[Any, dict[str, Any]]:
     """OpenVINO model (converted from the fp32 ONNX) → NNCF INT8 model and the manifest record."""
     from edgecnn.runtime.backends import import_sdk
 
     nncf = import_sdk("nncf", "all")  # a missing SDK → MissingDependencyError naming the extra
     ov = import_sdk("openvino", "openvino")
-    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, QuantizationParameters
+    from nncf.quantization.advanced_parameters import (
+        AdvancedQuantizationParameters,
+        OverflowFix,
+        QuantizationParameters,
+    )
+
+    from edgecnn.quant.layer_error import openvino_layer_errors
 
     check_openvino_config(cfg)
     model = ov.convert_model(str(onnx_fp32))
+    requested = _keep_float_ops(model, cfg, onnx_fp32)  # unknown names fail here, before any calibration
+    keep = sorted({n for hits in requested.values() for n in hits})
+    source = model
+    if cfg.rounding is Rounding.GPTQ:
+        from edgecnn.quant.rounding import compensated_rounding, write_rounded
+
+        rounded = compensated_rounding(onnx_fp32, cfg.calibration.data, batch=batch, per_channel=cfg.per_channel)
+        path = write_rounded(onnx_fp32, onnx_fp32.with_name("rounded.onnx"), rounded)
+        source = ov.convert_model(str(path))
+        path.unlink()
     calib = _batches(cfg.calibration.data, batch)
     preset = {
         Preset.PERFORMANCE: nncf.QuantizationPreset.PERFORMANCE,
         Preset.MIXED: nncf.QuantizationPreset.MIXED,
     }[cfg.preset]
-    ignored = nncf.IgnoredScope(names=list(cfg.keep_float)) if cfg.keep_float else None
+    ignored = nncf.IgnoredScope(names=keep) if keep else None
     adv = AdvancedQuantizationParameters(
         disable_bias_correction=not cfg.bias_correction,
         weights_quantization_params=None if cfg.per_channel else QuantizationParameters(per_channel=False),
+        overflow_fix=OverflowFix.FIRST_LAYER if cfg.overflow_fix else OverflowFix.DISABLE,
     )
     common: dict[str, Any] = {
         "preset": preset,
@@ -85,7 +154,7 @@ def quantize_openvino(onnx_fp32: Path, cfg: QuantConfig, *, batch: int) -> tuple
     ev = cfg.evaluation if cfg.evaluation is not None else cfg.calibration
     ref = ov_logits(model, ev.data, batch)
     if cfg.max_drop is None:
-        qmodel = nncf.quantize(model, nncf.Dataset(calib), advanced_parameters=adv, **common)
+        qmodel = nncf.quantize(source, nncf.Dataset(calib), advanced_parameters=adv, **common)
     else:
         labels = ev.labels
         assert labels is not None  # QuantConfig checked it
@@ -97,7 +166,7 @@ def quantize_openvino(onnx_fp32: Path, cfg: QuantConfig, *, batch: int) -> tuple
             return float(np.mean(hits)), hits
 
         qmodel = nncf.quantize_with_accuracy_control(
-            model,
+            source,
             nncf.Dataset(calib),
             nncf.Dataset(val, lambda item: item[0]),
             validate,
@@ -106,24 +175,34 @@ def quantize_openvino(onnx_fp32: Path, cfg: QuantConfig, *, batch: int) -> tuple
             advanced_quantization_parameters=adv,
             **common,
         )
+    kept = float_ops(qmodel)
+    if source is not model:
+        _restore_float_weights(qmodel, model, kept)
     metrics = compare(ref, ov_logits(qmodel, ev.data, batch), ev.labels)
     if cfg.max_drop is not None and metrics["top1_drop_points"] > cfg.max_drop:
         raise AccuracyBudgetError(
             f"--max-drop {cfg.max_drop} points is not reachable: NNCF's accuracy control got a top-1 drop of "
-            f"{metrics['top1_drop_points']:.2f} points with {len(float_ops(qmodel))} layers in float",
+            f"{metrics['top1_drop_points']:.2f} points (top-1 {100 * metrics['fp32_top1']:.2f} → "
+            f"{100 * metrics['int8_top1']:.2f} %) with {len(kept)} of {len(float_ops(model))} weighted layers in float",
             hint="raise --max-drop, calibrate on more representative data, or use QAT",
         )
-    kept = float_ops(qmodel)
+    errs = openvino_layer_errors(
+        model, qmodel, onnx_fp32, cfg.calibration.data[: LAYER_ERROR_SAMPLES * batch], batch=batch
+    )
+    from edgecnn.bench.perlayer import onnx_scopes
+
+    scope, _ = onnx_scopes(onnx_fp32)
     why = "accuracy budget (NNCF accuracy control)" if cfg.max_drop is not None else "not quantizable by NNCF"
-    requested = set(cfg.keep_float)
+    reason = {n: f"requested (keep_float {r!r})" for r, hits in requested.items() for n in hits}
     return qmodel, {
         "backend": f"nncf {nncf.__version__}",
         "format": "OpenVINO IR with FakeQuantize",
         "activations": "int8 " + ("symmetric" if cfg.preset is Preset.PERFORMANCE else "asymmetric"),
         "weights": "int8 symmetric " + ("per-channel" if cfg.per_channel else "per-tensor"),
         **cfg.record(),
-        "kept_float": [{"node": n, "why": "requested (keep_float)" if n in requested else why} for n in kept],
+        "overflow_fix": "first layer (7-bit weights)" if cfg.overflow_fix else "disabled",
+        "kept_float": [{"node": n, "layer": scope.get(onnx_node(n), ""), "why": reason.get(n, why)} for n in kept],
         "fallback_trials": [],
         "fp32_vs_int8": {**metrics, "on": "evaluation" if cfg.evaluation is not None else "calibration"},
-        "layer_errors": [],
+        "layer_errors": [e.to_dict() for e in errs[:WORST_LAYERS]],
     }

@@ -22,6 +22,13 @@ from edgecnn.quant.config import CalibMethod, QuantConfig
 
 log = logging.getLogger(__name__)
 TRT_OPS = ("Conv", "Gemm", "MatMul")
+# ONNX Runtime's graph optimizer "WeightBiasQuantization" (onnxruntime ≥ 1.21) takes a Conv/Gemm with float weights
+# whose input comes from a DequantizeLinear — exactly what a layer kept in float (--keep-float, --max-drop) looks
+# like in a QDQ model — and quantizes its weights to int8 *per tensor* when the session loads. That silently undoes
+# the float fallback, and per-tensor weights collapse layers with wide per-channel ranges (the reason a layer is
+# kept float in the first place). Every session edgecnn opens on a QDQ model turns it off; the bundle records it
+# (``backend_options``) so the device runtime does the same.
+ORT_DISABLED_OPTIMIZERS = ("WeightBiasQuantization",)
 FALLBACK_OPS = frozenset({"Conv", "Gemm", "MatMul", "ConvTranspose", "Mul", "Sigmoid", "HardSigmoid", "HardSwish"})
 
 
@@ -123,6 +130,53 @@ def quantize_qdq(
         )
     except Exception as e:  # ORT's quantizer raises bare exceptions
         raise ExportError(f"ONNX Runtime quantization failed: {str(e).splitlines()[0][:300]}") from e
+    if flavour == "onnx":  # tensorrt keeps the explicit zero points its parser checks (and has no int32 biases)
+        drop_zero_points(out)
+
+
+def drop_zero_points(path: Path) -> int:
+    """Remove the all-zero zero points of DequantizeLinear nodes over constant int8 weights and int32 biases.
+
+    Symmetric weights and biases have zero point 0 by construction, and a DequantizeLinear without one means
+    exactly that (ONNX spec: optional, default 0, type from the quantized input). ONNX Runtime's quantizer still
+    writes one per output channel — 1 byte per channel for weights and 4 for biases, ~2 % of an INT8 MobileNet —
+    and its QLinearConv fusion accepts both forms (its QGemm fusion does not: Gemm keeps them). Activation zero
+    points are left alone. Returns the bytes saved."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(path))
+    inits = {t.name: t for t in proto.graph.initializer}
+    consumers: dict[str, set[str]] = {}
+    for node in proto.graph.node:
+        for i in node.input:
+            consumers.setdefault(i, set()).add(node.op_type)
+    dropped: set[str] = set()
+    for node in proto.graph.node:
+        if node.op_type != "DequantizeLinear" or len(node.input) < 3 or node.input[0] not in inits:
+            continue
+        if consumers.get(node.output[0]) != {"Conv"}:  # onnxruntime 1.32 fuses QGemm only with explicit zero points
+            continue
+        zp = inits.get(node.input[2])
+        if zp is None or zp.data_type not in (onnx.TensorProto.INT8, onnx.TensorProto.INT32):
+            continue
+        if numpy_helper.to_array(zp).any():
+            continue
+        dropped.add(node.input[2])
+        del node.input[2]
+    used = {i for n in proto.graph.node for i in n.input}
+    saved = 0
+    for name in dropped - used:
+        saved += numpy_helper.to_array(inits[name]).nbytes
+        proto.graph.initializer.remove(inits[name])
+    if dropped:
+        onnx.save(proto, str(path))
+    return saved
+
+
+def ort_backend_options(record: dict[str, Any] | None) -> dict[str, Any]:
+    """What a QDQ bundle's manifest tells the ONNX Runtime backend (see ``ORT_DISABLED_OPTIMIZERS``)."""
+    return {"onnxruntime_disabled_optimizers": list(ORT_DISABLED_OPTIMIZERS)} if record is not None else {}
 
 
 def ort_session(path: Path, threads: int | None = None) -> Any:
@@ -132,7 +186,12 @@ def ort_session(path: Path, threads: int | None = None) -> Any:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         opts.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        str(path),
+        sess_options=opts,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=list(ORT_DISABLED_OPTIMIZERS),
+    )
 
 
 def ort_logits(path: Path, data: np.ndarray, batch: int) -> np.ndarray:

@@ -78,6 +78,7 @@ def build_report(
         "settings": {k: rec.get(k) for k in ("backend", "format", "activations", "weights", "method", "preset")},
         "calibration": rec.get("calibration"),
         "evaluation": rec.get("evaluation"),
+        "qat": rec.get("qat"),
         "fp32_vs_int8": rec.get("fp32_vs_int8"),
         "layer_errors_worst10": rec.get("layer_errors", [])[:10],
         "kept_float": rec.get("kept_float", []),
@@ -119,6 +120,20 @@ def _fmt(v: Any, pct: bool = False) -> str:
     return str(v)
 
 
+def _qat_lines(q: dict[str, Any] | None) -> list[str]:
+    if not q:
+        return []
+    sim = q.get("simulated_top1") or {}
+    line = (
+        f"QAT: {q['epochs']} epoch(s) on {q['train_data']['samples']} samples from `{q['train_data']['source']}` "
+        f"(lr {q['lr']}, distillation α {q['distill']['alpha']}); {q['scales']}."
+    )
+    if sim.get("ptq_init_top1") is not None:
+        before, after = _fmt(sim["ptq_init_top1"], True), _fmt(sim["qat_top1"], True)
+        line += f" Simulated top-1: {before} at the PTQ start → {after}."
+    return [line]
+
+
 def to_markdown(r: dict[str, Any]) -> str:
     c = r.get("fp32_vs_int8") or {}
     cal = r.get("calibration") or {}
@@ -128,6 +143,7 @@ def to_markdown(r: dict[str, Any]) -> str:
         f"Settings: {r['settings']['backend']}, {r['settings']['format']}, activations {r['settings']['activations']},"
         f" weights {r['settings']['weights']}, calibration method {r['settings']['method']}.",
         f"Calibration: {cal.get('samples')} samples from `{cal.get('source')}` (sha256 {cal.get('sha256', '')[:12]}…).",
+        *_qat_lines(r.get("qat")),
         "",
         f"## fp32 vs int8 (on the {c.get('on', '?')} set, {c.get('samples')} samples)",
         "",
@@ -164,14 +180,20 @@ def to_markdown(r: dict[str, Any]) -> str:
         lines += ["", f"_{lat['note']}; CPU: {lat['environment'].get('cpu', '?')}._"]
     lines += ["", "## Worst layers (SQNR of the INT8 activation vs the float model)", ""]
     if r["layer_errors_worst10"]:
-        lines += ["| node | op | SQNR dB | dB added here |", "|---|---|---|---|"]
+        lines += ["| layer | node | op | SQNR dB | dB added here |", "|---|---|---|---|---|"]
         lines += [
-            f"| {e['node']} | {e['op_type']} | {e['sqnr_db']} | {e['loss_db']} |" for e in r["layer_errors_worst10"]
+            f"| {e.get('layer') or '-'} | {e['node']} | {e['op_type']} | {e['sqnr_db']} | {e['loss_db']} |"
+            for e in r["layer_errors_worst10"]
         ]
+    elif r.get("qat"):
+        lines.append("Not measured for QAT: fine-tuning changed the weights, so layers no longer line up with fp32's.")
     else:
-        lines.append("Per-layer error is measured for ONNX / TensorRT bundles (ONNX Runtime's QDQ debugger).")
+        lines.append("No per-layer error was recorded for this bundle.")
     lines += ["", "## Kept in float", ""]
-    lines += [f"- `{k['node']}`: {k['why']}" for k in r["kept_float"]] or ["- nothing"]
+    lines += [
+        f"- `{k['node']}`" + (f" (layer `{k['layer']}`)" if k.get("layer") else "") + f": {k['why']}"
+        for k in r["kept_float"]
+    ] or ["- nothing"]
     lines += ["", "## Quantization-risk lint", ""]
     lines += [f"- **{f['severity']}** `{f['code']}`: {f['message']} → {f['recommendation']}" for f in r["lint"]] or [
         "- no findings"
@@ -190,11 +212,13 @@ def to_png(r: dict[str, Any], path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     errs = r["layer_errors_worst10"]
     if errs:
-        a.barh([e["node"][-24:] for e in errs][::-1], [e["sqnr_db"] for e in errs][::-1], color="#c44")
+        labels = [f"{e.get('layer') or e['node']} ({e['op_type']})"[-32:] for e in errs]
+        a.barh(range(len(errs)), [e["sqnr_db"] for e in errs][::-1], color="#c44")
+        a.set_yticks(range(len(errs)), labels[::-1])  # positions, not names: two rows may share a layer
         a.set_xlabel("SQNR vs float (dB, lower is worse)")
         a.set_title("worst 10 layers")
     else:
-        a.text(0.5, 0.5, "per-layer error: ONNX / TensorRT only", ha="center", va="center")
+        a.text(0.5, 0.5, "no per-layer error recorded", ha="center", va="center")
         a.set_axis_off()
     names, fp32, int8 = ["size (MiB)"], [r["size_bytes"].get("fp32", 0) / 2**20], [r["size_bytes"]["int8"] / 2**20]
     if r.get("latency"):

@@ -68,8 +68,12 @@ class OrtBackend:
         if threads:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
+        # optimizers the bundle must run without (an INT8 QDQ bundle: edgecnn.quant.ort_ptq.ORT_DISABLED_OPTIMIZERS)
+        disabled = [str(o) for o in bundle.manifest.backend_options.get("onnxruntime_disabled_optimizers", [])]
         try:
-            self._sess = ort.InferenceSession(str(bundle.model_path), sess_options=opts, providers=providers)
+            self._sess = ort.InferenceSession(
+                str(bundle.model_path), sess_options=opts, providers=providers, disabled_optimizers=disabled
+            )
         except Exception as e:  # ORT raises its own exception types
             raise BackendError(f"onnxruntime cannot load {bundle.manifest.entry!r}: {str(e).splitlines()[0]}") from None
         self.device = device

@@ -44,7 +44,7 @@ def main() -> None:
     from edgecnn.errors import AccuracyBudgetError
     from edgecnn.exporters.to_onnx import export_onnx
     from edgecnn.models.resolve import resolve_model
-    from edgecnn.quant.config import QuantConfig
+    from edgecnn.quant.config import QuantConfig, Rounding
     from edgecnn.quant.lint import lint_model
     from edgecnn.quant.onnx_flow import quantize_onnx_file
     from edgecnn.quant.openvino_flow import quantize_openvino
@@ -60,7 +60,14 @@ def main() -> None:
         pseudo = torch.cat([model(torch.from_numpy(ev_x[i : i + 50])).argmax(-1) for i in range(0, len(ev_x), 50)])
     ev = from_arrays(ev_x, labels=pseudo.numpy(), source="photo-views:seed2 (fp32 top-1 as labels)")
     default = QuantConfig(calibration=cal, evaluation=ev)
-    naive = dataclasses.replace(default, per_channel=False, bias_correction=False, fast_bias_correction=False)
+    # naive = what a backend does alone with per-tensor weights: nearest rounding, no bias correction
+    naive = dataclasses.replace(
+        default,
+        per_channel=False,
+        bias_correction=False,
+        fast_bias_correction=False,
+        rounding=Rounding.NEAREST,
+    )
     lint = {
         "default": [f.to_dict() for f in lint_model(model, per_channel=True)],
         "naive": [f.to_dict() for f in lint_model(model, per_channel=False)],

@@ -46,10 +46,15 @@ def test_op_kinds_of_mobilenet_v2() -> None:
 
 
 def test_padding_is_a_copy_and_stem_falls_back_to_dense() -> None:
-    """TF-SAME padding (EfficientNet-Lite) costs memory traffic only; a profile without a ``stem`` efficiency uses
+    """TF-SAME padding (EfficientNet-Lite) folds into the conv where the runtime fuses, else costs memory traffic
+    only (a copy); a profile without a ``stem`` efficiency uses
     its ``dense`` one, and a calibrated ``stem`` figure overrides it."""
     pads = [op for op in _ops("efficientnet_lite0") if op.type == "PadSame"]
-    assert pads and all(op.work() == 0 and op.bytes("fp32") > 0 for op in pads)
+    assert pads and all(op.work() == 0 and op.bytes("fp32") > 0 and op.fusable for op in pads)
+    unfused = get_profile("x86-avx512-server")
+    unfused = replace(unfused, estimator={**unfused.estimator, "fused_activations": False})
+    est = estimate_model("efficientnet_lite0", unfused, precision="fp32")
+    assert all(x.ms > 0 and x.bound == "memory" for x in est.layers if x.type == "PadSame")
     prof = get_profile("x86-avx512-server")
     assert "stem" not in prof.efficiency and prof.efficiency_for("fp32", "stem") == prof.efficiency["dense"]
     tuned = replace(prof, efficiency={**prof.efficiency, "stem": 0.01})

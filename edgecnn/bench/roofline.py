@@ -133,7 +133,8 @@ def model_ops(model, resolution: int, *, batch: int = 1, in_chs: int | None = No
                         in_elems=numel(x),
                         out_elems=numel(out),
                         weight_elems=0,
-                        fusable=t in FUSABLE,
+                        # explicit padding before a conv folds into the conv's pads (ORT PadFusion, OpenVINO, TensorRT)
+                        fusable=t in FUSABLE or t in PADS,
                     )
                 )
             elif isinstance(m, SqueezeExcite):  # x * gate(x): the multiply analysis does not count

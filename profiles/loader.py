@@ -117,8 +117,12 @@ class Profile:
 
     @property
     def l2_cache_bytes(self) -> float:
-        """Private L2 of the cores in use (bytes): per-core ``l2_kib`` × ``cores``; 0 when not listed."""
-        return 1024.0 * float(self.caches.get("l2_kib", 0.0)) * (self.cores or 1)
+        """Private L2 of the profile's cores (bytes); 0 when not listed."""
+        return self.l2_cache_bytes_for(self.cores or 1)
+
+    def l2_cache_bytes_for(self, cores: int) -> float:
+        """Private L2 of ``cores`` cores (bytes): per-core ``l2_kib`` × ``cores``; 0 when not listed."""
+        return 1024.0 * float(self.caches.get("l2_kib", 0.0)) * cores
 
     def efficiency_for(self, precision: str, kind: str) -> float:
         """The op kind's efficiency at ``precision``: a measured int8 figure when calibrated, else the shared one."""

@@ -219,6 +219,11 @@ def time_graph(
     return stats["p50_ms"] / 1e3
 
 
+def empty_call_s(*, threads: int, warmup: int = 5, iters: int = 30, min_time_s: float = 0.05) -> float:
+    """p50 seconds of ORT running an empty graph (an Identity): the per-inference overhead every model pays."""
+    return time_graph(_identity(), (1, 8), threads=threads, warmup=warmup, iters=iters * 3, min_time_s=min_time_s)
+
+
 def measure_suite(
     suite: list[MicroBench],
     *,
@@ -229,7 +234,7 @@ def measure_suite(
     progress: Callable[[str], None] | None = None,
 ) -> tuple[float, list[tuple[Op, float]]]:
     """(empty-call seconds, [(op, seconds above the empty call)]) measured here."""
-    base = time_graph(_identity(), (1, 8), threads=threads, warmup=warmup, iters=iters * 3, min_time_s=min_time_s)
+    base = empty_call_s(threads=threads, warmup=warmup, iters=iters, min_time_s=min_time_s)
     points = []
     for i, mb in enumerate(suite):
         if progress:

@@ -131,16 +131,18 @@ def profile_calibrate_cmd(
     warns = environment_warnings(n)
     int8_effs, int8_err = None, None
     fit_int8_here = int8 and "int8" in prior.precisions
-    peak = prior.peak("fp32") * n / (prior.cores or n)
+    scale = n / (prior.cores or n)  # the profile's peaks are for all its cores; calibration runs on n
+    peak = prior.peak("fp32") * scale
+    peak8 = prior.peak("int8") * scale if fit_int8_here else 0.0
     if suite == "blocks":
-        from edgecnn.bench.calibrate import _identity, time_graph
+        from edgecnn.bench.calibrate import empty_call_s
         from edgecnn.bench.calibrate_blocks import block_suite, fit_blocks, measure_blocks
 
         import_sdk("torch", "torch")
-        base_s = time_graph(_identity(), (1, 8), threads=n, warmup=5, iters=iters * 3, min_time_s=0.05)
+        base_s = empty_call_s(threads=n, iters=iters)
         precs = ("fp32", "int8") if fit_int8_here else ("fp32",)
         measured = measure_blocks(block_suite(), threads=n, precisions=precs, iters=iters, base_s=base_s, progress=say)
-        l2 = 1024.0 * float(prior.caches.get("l2_kib", 0.0)) * n
+        l2 = prior.l2_cache_bytes_for(n)
         common_fit = dict(bandwidth_gbs=prior.bandwidth_gbs, cache_bytes=prior.last_cache_bytes, l2_bytes=l2)
         common_fit["fused_activations"] = prior.estimator["fused_activations"]
         result = fit_blocks(measured["fp32"], base_s, precision="fp32", peak_gops=peak, **common_fit)
@@ -150,7 +152,7 @@ def profile_calibrate_cmd(
                 measured["int8"],
                 base_s,
                 precision="int8",
-                peak_gops=prior.peak("int8") * n / (prior.cores or n),
+                peak_gops=peak8,
                 memory_from=result,
                 **common_fit,
             )
@@ -167,7 +169,7 @@ def profile_calibrate_cmd(
             int8_effs, int8_err = fit_int8(
                 p8,
                 result,
-                peak_gops=prior.peak("int8") * n / (prior.cores or n),
+                peak_gops=peak8,
                 bandwidth_gbs=prior.bandwidth_gbs,
                 cache_bytes=prior.last_cache_bytes,
             )

@@ -45,6 +45,7 @@ def main() -> None:
     from edgecnn import runtime
     from edgecnn.bench.env import fingerprint
     from edgecnn.exporters import ExportOptions, Precision, export_bundle
+    from edgecnn.models.synthetic import randomize_batchnorm
     from edgecnn.quant.config import QuantConfig
     from edgecnn.quant.report import model_bytes
     from edgecnn.quant.samples import from_arrays
@@ -53,13 +54,7 @@ def main() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     model = edgecnn.create_model("mobilenet_v2").eval()
-    gen = torch.Generator().manual_seed(3)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+    randomize_batchnorm(model)
     calib = from_arrays(np.random.default_rng(0).standard_normal((args.calib, 3, 224, 224)).astype(np.float32))
     work = Path(tempfile.mkdtemp(prefix="edgecnn-qlat-"))
     sizes, calls = {}, {}

@@ -114,6 +114,7 @@ def main() -> None:
 
     import edgecnn
     from edgecnn.exporters import ExportOptions, Precision, export_bundle
+    from edgecnn.models.synthetic import randomize_batchnorm
     from edgecnn.quant.config import QuantConfig
     from edgecnn.quant.report import model_bytes
     from edgecnn.quant.samples import from_arrays
@@ -128,11 +129,7 @@ def main() -> None:
         for name in args.models:
             torch.manual_seed(0)
             model = edgecnn.create_model(name).eval()
-            gen = torch.Generator().manual_seed(3)
-            for m in model.modules():
-                if isinstance(m, torch.nn.BatchNorm2d):
-                    m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-                    m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            randomize_batchnorm(model)
             res = getattr(model, "default_resolution", 224)
             x = np.random.default_rng(0).standard_normal((args.calib, 3, res, res)).astype(np.float32)
             cfg = QuantConfig(calibration=from_arrays(x, source="random"))

@@ -9,6 +9,7 @@ import torch
 
 import edgecnn
 from edgecnn.exporters import DynamicBatch, ExportOptions, Precision, export_bundle
+from edgecnn.models.synthetic import randomize_batchnorm
 
 # Smallest resolution each model accepts comfortably (AlexNet's 11×11/4 stem and pools need ≥ 63).
 SMALL_RES = {"alexnet": 64}
@@ -48,13 +49,7 @@ def export_cached(
 
 def _randomize_bn(model: torch.nn.Module) -> None:
     """Non-trivial BN statistics, so BN folding in the exporters is really exercised."""
-    gen = torch.Generator().manual_seed(3)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+    randomize_batchnorm(model)
 
 
 def torch_reference(name: str, x: np.ndarray, num_classes: int = 10) -> np.ndarray:

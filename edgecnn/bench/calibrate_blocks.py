@@ -179,13 +179,10 @@ def _export(bb: BlockBench, path: Path) -> list[Op]:
     import torch
 
     from edgecnn.exporters.to_onnx import export_onnx
+    from edgecnn.models.synthetic import randomize_batchnorm
 
     torch.manual_seed(0)
-    net = bb.build().eval()
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
+    net = randomize_batchnorm(bb.build().eval())
     export_onnx(net, torch.zeros(1, bb.in_chs, bb.res, bb.res), path, opset=18, dynamic_batch=None)
     return model_ops(net, bb.res, in_chs=bb.in_chs)
 

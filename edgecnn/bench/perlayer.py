@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 _LEAF_CLASSES = ("torch.nn.modules.conv.", "torch.nn.modules.batchnorm.", "torch.nn.modules.activation.")
 RUNTIME = "(runtime: layout/reorder)"
 _TOKEN = re.compile(r"_token_\d+$")
+_FUSION = re.compile(r"/[A-Za-z0-9]+Fusion/?$")  # ORT names a fused node "<first node>/<Pass>Fusion/" (QuickGelu …)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,7 +174,7 @@ def _optimized_node_layers(path: Path, by_node: dict[str, str], by_tensor: dict[
     out: dict[str, str] = {}
     for n in graph.node:
         # QDQ fusion names the fused kernel after the original node + "_token_N" (QLinearConv from DQ→Conv→Q)
-        base = _TOKEN.sub("", n.name)
+        base = _FUSION.sub("", _TOKEN.sub("", n.name))
         layer = (
             by_node.get(n.name)
             or by_node.get(base)

@@ -133,6 +133,8 @@ def _summary(sub: list[dict], key: str, err_key: str) -> dict:
         "predicted_ranking": pred_rank,
         "measured_ranking": meas_rank,
         "swapped_pairs": _swaps(sub, key),
+        # a pair the interleaved rounds order both ways has no measured order
+        "ranking_equal_except_measured_ties": not [d for d in _swaps(sub, key) if not d["measured_tie"]],
     }
 
 
@@ -143,7 +145,11 @@ def _swaps(sub: list[dict], key: str) -> list[dict]:
         for b in sub[i + 1 :]:
             if (a[key] - b[key]) * (a["measured_p50_ms"] - b["measured_p50_ms"]) < 0:
                 lo, hi = sorted((a["measured_p50_ms"], b["measured_p50_ms"]))
-                out.append({"models": [a["model"], b["model"]], "measured_gap": hi / lo - 1})
+                # rounds are interleaved (each round times every model in the same minutes): when the rounds do
+                # not agree on which of the two is faster, the measurement has no order for the pair
+                order = {x < y for x, y in zip(a["round_p50s_ms"], b["round_p50s_ms"], strict=True)}
+                tie = len(order) > 1
+                out.append({"models": [a["model"], b["model"]], "measured_gap": hi / lo - 1, "measured_tie": tie})
     return sorted(out, key=lambda d: d["measured_gap"])
 
 
@@ -201,12 +207,16 @@ def write(args, profile_path, profile, env, contention, rows, unavailable) -> st
             md.append(f"- {precision}: {s}")
         else:
             swaps = ", ".join(
-                f"{a} / {b} ({d['measured_gap']:.1%} apart)" for d in s["swapped_pairs"] for a, b in [d["models"]]
+                f"{a} / {b} ({d['measured_gap']:.1%} apart{', rounds disagree' if d['measured_tie'] else ''})"
+                for d in s["swapped_pairs"]
+                for a, b in [d["models"]]
             )
             md.append(
                 f"- {precision}: {s['within_20pct']}/{s['models']} within ±20 %, "
                 f"median |error| {s['median_abs_error']:.0%}, "
-                f"ranking equal: {s['ranking_equal']} (Spearman {s['spearman']:.3f})"
+                f"ranking equal: {s['ranking_equal']} (Spearman {s['spearman']:.3f}; "
+                "equal apart from pairs the measured rounds order both ways: "
+                f"{s['ranking_equal_except_measured_ties']})"
                 + (f"; pairs ordered differently: {swaps}" if swaps else "")
             )
     md += [f"- not available: {k} — {v}" for k, v in unavailable.items()]

@@ -26,7 +26,15 @@ KINDS = ("cpu", "gpu", "npu", "dla")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 OP_KINDS = ("dense", "pointwise", "depthwise", "pooling", "elementwise", "linear")
 # optional kinds: a profile without them uses the kind they refine (calibration fits them where it can measure them)
-OPTIONAL_KINDS = {"stem": "dense"}  # stem: dense conv on the image (≤ 4 input channels: a shallow GEMM)
+OPTIONAL_KINDS = {
+    "stem": "dense",  # a dense conv on the image (≤ 4 input channels: a shallow GEMM)
+    "swish": "elementwise",  # SiLU / GELU: a transcendental per element
+    "hardswish": "elementwise",  # piecewise linear, often fused into the conv
+    "add": "elementwise",  # the residual add, often absorbed by the conv that produces one operand
+    "gate": "elementwise",  # the squeeze-excite channel multiply (a broadcast)
+}
+# kinds a runtime may fuse into the op before them; a profile lists the fused ones per precision
+FUSIBLE_KINDS = ("swish", "hardswish", "add", "gate")
 
 _NUM = (int, float)
 # section → {key: (type, required)}; "*" sections hold their own keys listed here
@@ -65,6 +73,8 @@ _SECTIONS: dict[str, dict[str, tuple[Any, bool]]] = {
         "cache_bandwidth_gbs": (_NUM, False),
         "l2_bandwidth_gbs": (_NUM, False),
         "graph_factor": (_NUM, False),
+        "fused_kinds": (list, False),
+        "fused_kinds_int8": (list, False),
     },
     "calibration": {
         "base": (str, True),
@@ -131,6 +141,12 @@ class Profile:
         if kind in self.efficiency:
             return self.efficiency[kind]
         return self.efficiency_for(precision, OPTIONAL_KINDS[kind])
+
+    def fused_kinds_for(self, precision: str) -> frozenset[str]:
+        """Op kinds the profile's runtime fuses into the op before them at ``precision`` (they cost nothing):
+        ``estimator.fused_kinds_int8`` for int8 when present, else ``estimator.fused_kinds``."""
+        key = "fused_kinds_int8" if precision == "int8" and "fused_kinds_int8" in self.estimator else "fused_kinds"
+        return frozenset(self.estimator.get(key, ()))
 
     def peak(self, precision: str) -> float:
         if precision not in self.peak_gops:
@@ -200,6 +216,10 @@ def parse_profile(data: dict[str, Any], where: str) -> Profile:
                 raise _fail(where, f"{section}.{k} must be in (0, 1], got {v}")
     if not 0 < data["estimator"]["memory_efficiency"] <= 1:
         raise _fail(where, "estimator.memory_efficiency must be in (0, 1]")
+    for key in ("fused_kinds", "fused_kinds_int8"):
+        bad = [k for k in data["estimator"].get(key, []) if k not in FUSIBLE_KINDS]
+        if bad:
+            raise _fail(where, f"estimator.{key} lists {bad}", f"fusible kinds: {', '.join(FUSIBLE_KINDS)}")
     _check_sources(data, where)
     return Profile(
         name=data["name"],

@@ -291,3 +291,88 @@ def test_block_chains_export_quantize_time_and_write_profile(tmp_path: Path) -> 
     prof = get_profile(str(out))
     assert prof.calibration["method"] == "block chains (test)" and prof.efficiency_int8
     assert estimate_model("mobilenet_v3_small", prof, precision="int8", resolution=64).total_ms > 0
+
+
+def test_activation_add_and_gate_kinds_fall_back_to_elementwise() -> None:
+    """SiLU, hard-swish, residual adds and SE multiplies carry kinds of their own (runtimes treat them differently);
+    a profile without figures for them costs them as elementwise, exactly as before the split."""
+    b0 = _ops("efficientnet_b0")
+    assert {op.kind for op in b0 if op.type == "SiLU"} == {"swish"}
+    assert {op.kind for op in b0 if op.type == "Mul"} == {"gate"} and sum(op.type == "Mul" for op in b0) == 16
+    assert {op.kind for op in b0 if op.type == "Add"} == {"add"}
+    v3 = _ops("mobilenet_v3_large")
+    assert {op.kind for op in v3 if op.type == "Hardswish"} == {"hardswish"}
+    prof = get_profile("x86-avx512-server")
+    est = estimate_model("efficientnet_b0", prof, precision="fp32")
+    as_elementwise = estimate_ops(
+        [replace(op, kind="elementwise") if op.kind in ("swish", "hardswish", "add", "gate") else op for op in b0],
+        prof,
+        precision="fp32",
+    )
+    assert est.total_ms == pytest.approx(as_elementwise.total_ms)
+
+
+def test_fused_kinds_cost_nothing_per_precision() -> None:
+    prof = get_profile("x86-avx512-server")
+    fused = replace(prof, estimator={**prof.estimator, "fused_kinds": ["add", "swish"], "fused_kinds_int8": []})
+    fp32 = estimate_model("efficientnet_b0", fused, precision="fp32")
+    assert all(x.ms == 0 and x.bound == "fused" for x in fp32.layers if x.kind in ("add", "swish"))
+    assert all(x.ms > 0 for x in fp32.layers if x.kind == "gate")
+    assert fp32.total_ms < estimate_model("efficientnet_b0", prof, precision="fp32").total_ms
+    int8 = estimate_model("efficientnet_b0", fused, precision="int8")
+    assert all(x.ms > 0 for x in int8.layers if x.kind in ("add", "swish"))  # fused_kinds_int8 = [] wins at int8
+    assert fused.fused_kinds_for("fp16") == {"add", "swish"}
+
+
+def test_fused_kinds_schema_rejects_unknown_kind(tmp_path: Path) -> None:
+    from importlib import resources
+
+    src = resources.files("edgecnn.profiles").joinpath("x86-avx512-server.toml").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(src.replace("[estimator]", '[estimator]\nfused_kinds = ["add", "relu"]'))
+    with pytest.raises(ConfigError, match=r"estimator\.fused_kinds lists \['relu'\]"):
+        get_profile(str(bad))
+
+
+def test_block_fit_finds_fused_kinds_and_writes_them(tmp_path: Path) -> None:
+    """Chains timed by a roofline on which residual adds are free (as ONNX Runtime's NCHWc conv absorbs them at
+    fp32) → the fit reports ``add`` fused, the profile records it, and the estimate costs adds at zero. With fusion
+    ruled out (``fusible=()``) the fit must cost them."""
+    from edgecnn.bench.calibrate_blocks import fit_blocks
+
+    prior = get_profile("x86-avx512-server")
+    truth_eff = {"pointwise": 0.3, "depthwise": 0.04, "dense": 0.2, "stem": 0.1, "swish": 0.01, "gate": 0.02}
+    truth = replace(
+        prior,
+        efficiency={**prior.efficiency, **truth_eff},
+        estimator={**prior.estimator, "layer_overhead_us": 2.0, "model_overhead_us": 0.0, "fused_kinds": ["add"]},
+    )
+    from edgecnn.bench.calibrate_blocks import block_suite
+
+    points = []
+    for bb in block_suite():
+        with torch.device("meta"):
+            ops = model_ops(bb.build(), bb.res, in_chs=bb.in_chs)
+        points.append((bb.name, ops, estimate_ops(ops, truth, precision="fp32").total_ms / 1e3))
+    kw = dict(bandwidth_gbs=prior.bandwidth_gbs, cache_bytes=prior.last_cache_bytes)
+    result = fit_blocks(points, 0.0, precision="fp32", peak_gops=prior.peak("fp32"), **kw)
+    assert "add" in result.fused and "add" not in result.efficiency and result.median_abs_error < 0.05
+    assert "swish" not in result.fused and 0.005 < result.efficiency["swish"] < 0.02  # may sit near its memory roof
+    r8 = fit_blocks(points, 0.0, precision="fp32", peak_gops=prior.peak("fp32"), memory_from=result, fusible=(), **kw)
+    assert r8.fused == () and "add" in r8.efficiency
+    out = write_profile(
+        tmp_path / "fused.toml",
+        prior,
+        result,
+        threads=2,
+        peak_gops=prior.peak("fp32"),
+        cpu="test cpu",
+        points=len(points),
+        contended=False,
+        int8=r8.efficiency,
+        int8_fused=r8.fused,
+    )
+    prof = get_profile(str(out))
+    assert prof.fused_kinds_for("fp32") == {"add"} and prof.fused_kinds_for("int8") == frozenset()
+    adds = [x for x in estimate_model("mobilenet_v2", prof, precision="fp32").layers if x.kind == "add"]
+    assert len(adds) == 10 and all(x.ms == 0 for x in adds)

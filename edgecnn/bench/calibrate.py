@@ -254,6 +254,7 @@ class Fit:
     median_abs_error: float
     residuals: dict[str, float]
     l2_bandwidth_gbs: float | None = None
+    fused: tuple[str, ...] = ()  # fusible kinds the fit found free (folded into their producer by the runtime)
 
 
 def _memory_s(
@@ -369,6 +370,7 @@ def write_profile(
     factor: float = 1.0,
     factor_models: str = "",
     int8: dict[str, float] | None = None,
+    int8_fused: tuple[str, ...] | None = None,
     method: str | None = None,
 ) -> Path:
     """A complete profile TOML (strict schema) whose efficiencies and overheads are the fitted ones."""
@@ -379,6 +381,8 @@ def write_profile(
             return "true" if v else "false"
         if isinstance(v, (int, float)):
             return repr(round(float(v), 6)) if isinstance(v, float) else str(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(fmt(x) for x in v) + "]"
         return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     name = f"local-{prior.name}-t{threads}"
@@ -411,6 +415,8 @@ def write_profile(
         "error_band": max(0.2, 2 * result.median_abs_error),
         "fused_activations": prior.estimator["fused_activations"],
         "graph_factor": factor,
+        **({"fused_kinds": list(result.fused)} if result.fused or int8_fused is not None else {}),
+        **({"fused_kinds_int8": list(int8_fused)} if int8_fused is not None else {}),
     }
     lines += ["", "[estimator]", *[f"{k} = {fmt(v)}" for k, v in est.items()]]
     cal = {

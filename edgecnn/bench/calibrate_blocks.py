@@ -29,7 +29,7 @@ import numpy as np
 
 from edgecnn.bench.calibrate import Fit, time_graph
 from edgecnn.bench.roofline import Op, memory_time_s, model_ops, weights_resident
-from edgecnn.profiles import OP_KINDS, OPTIONAL_KINDS
+from edgecnn.profiles import FUSIBLE_KINDS, OP_KINDS, OPTIONAL_KINDS
 
 CHAIN_EXTRA = 1  # stride-1 repeats after a stage's first block: stage-like chains, as in the zoo
 
@@ -243,18 +243,19 @@ def fit_blocks(
     l2_bytes: float = 0.0,
     fused_activations: bool = True,
     memory_from: Fit | None = None,
+    fusible: tuple[str, ...] = FUSIBLE_KINDS,
     sweeps: int = 4,
 ) -> Fit:
     """Fit the roofline summed over each chain to its measured time (squared log error). For each (memory
     efficiency, cache bandwidth, per-op overhead) on a grid, per-kind efficiencies by coordinate descent on a log
-    grid; the best combination wins. A kind no point exercises keeps efficiency 1 (reported, never used).
+    grid; the best combination wins. A kind no point exercises keeps efficiency 1 (reported, never used). A fusible
+    kind (``FUSIBLE_KINDS``) may also come out fused: costing nothing, as when the runtime folds it into its producer.
     ``memory_from``: reuse that fit's memory efficiency, cache bandwidth and overhead (a profile holds one set; the
     int8 efficiencies are fitted with the fp32 ones)."""
     effs = np.exp(np.linspace(math.log(0.001), math.log(1.0), 120))
     meas = np.log(np.array([t for _, _, t in points]))
     # per point: ops that cost time (fused activations cost nothing, as in estimate_ops)
     costed = [[op for op in ops if not (fused_activations and op.fusable)] for _, ops, _ in points]
-    n_ops = np.array([len(c) for c in costed], dtype=float)
     flat = [(p, op) for p, c in enumerate(costed) for op in c]
     idx = np.array([p for p, _ in flat])
     kinds = np.array([op.kind for _, op in flat])
@@ -264,6 +265,8 @@ def fit_blocks(
     resident = [weights_resident(ops, precision, cache_bytes) for _, ops, _ in points]
     dram_w = np.array([0.0 if resident[p] else op.weight_bytes(precision) for p, op in flat])
     present = [k for k in (*OP_KINDS, *OPTIONAL_KINDS) if (kinds == k).any()]
+    n_eff = len(effs)  # row n_eff of a fusible kind's table: fused into the op before it (no time, no overhead)
+    count = {k: np.bincount(idx[kinds == k], minlength=len(points)).astype(float) for k in present}
     best: tuple[float, Fit] | None = None
     mem_grid, cache_grid, ovh_grid = (
         np.exp(np.linspace(math.log(0.05), 0.0, 14)),
@@ -299,17 +302,21 @@ def fit_blocks(
         for k in present:
             sel = kinds == k
             t_ops = np.maximum(work[sel][None, :] / (peak_gops * 1e9 * effs[:, None]), mem[sel][None, :])
-            m = np.zeros((len(effs), len(points)))
-            np.add.at(m.T, idx[sel], t_ops.T)
+            m = np.zeros((n_eff + (k in fusible), len(points)))
+            np.add.at(m[:n_eff].T, idx[sel], t_ops.T)
             table[k] = m
         for ovh_us in ovh_grid:
-            g = dict.fromkeys(present, len(effs) // 2)
+            tab = {
+                k: table[k] + np.where(np.arange(len(table[k])) < n_eff, ovh_us * 1e-6, 0.0)[:, None] * count[k]
+                for k in present
+            }
+            g = dict.fromkeys(present, n_eff // 2)
             for _ in range(sweeps):
                 for k in present:
-                    rest = ovh_us * 1e-6 * n_ops + sum(table[j][g[j]] for j in present if j != k)
-                    err = ((np.log(rest[None, :] + table[k]) - meas[None, :]) ** 2).sum(axis=1)
+                    rest = sum(tab[j][g[j]] for j in present if j != k)
+                    err = ((np.log(rest[None, :] + tab[k]) - meas[None, :]) ** 2).sum(axis=1)
                     g[k] = int(err.argmin())
-            pred = ovh_us * 1e-6 * n_ops + sum(table[k][g[k]] for k in present)
+            pred = sum(tab[k][g[k]] for k in present)
             total = float(((np.log(pred) - meas) ** 2).sum())
             if best is None or total < best[0]:
                 resid = {
@@ -320,8 +327,9 @@ def fit_blocks(
                     Fit(
                         efficiency={
                             **{k: float(effs[g[k]]) if k in g else 1.0 for k in OP_KINDS},
-                            **{k: float(effs[g[k]]) for k in OPTIONAL_KINDS if k in g},
+                            **{k: float(effs[g[k]]) for k in OPTIONAL_KINDS if k in g and g[k] < n_eff},
                         },
+                        fused=tuple(k for k in present if g[k] == n_eff),
                         memory_efficiency=float(mem_eff),
                         cache_bandwidth_gbs=float(cache_gbs),
                         l2_bandwidth_gbs=None if l2_gbs is None else float(l2_gbs),

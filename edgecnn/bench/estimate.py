@@ -59,7 +59,8 @@ def estimate_ops(
     resolution: int = 0,
     batch: int = 1,
 ) -> Estimate:
-    """Sum roofline times over ``ops`` on ``profile`` (activations that fuse cost nothing when the profile fuses)."""
+    """Sum roofline times over ``ops`` on ``profile`` (activations that fuse cost nothing when the profile fuses, and
+    so do ops of the kinds the profile lists as fused at ``precision``)."""
     if precision not in profile.precisions:
         raise ConfigError(
             f"profile {profile.name!r} does not run {precision}",
@@ -68,9 +69,10 @@ def estimate_ops(
     est = profile.estimator
     peak = profile.peak(precision)
     resident = weights_resident(ops, precision, profile.last_cache_bytes)
+    fused_kinds = profile.fused_kinds_for(precision)
     layers = []
     for op in ops:
-        if op.fusable and est["fused_activations"]:
+        if (op.fusable and est["fused_activations"]) or op.kind in fused_kinds:
             layers.append(
                 LayerEstimate(name=op.name, kind=op.kind, type=op.type, ms=0.0, bound="fused", gops=0, mbytes=0)
             )

@@ -5,7 +5,12 @@ takes at least ``ops / (peak × efficiency[kind])`` and at least ``bytes / (band
 larger bound wins, plus a fixed per-kernel dispatch cost. Op kinds follow the ceilings that differ most on real
 hardware: dense k×k conv, pointwise 1×1 conv, depthwise conv (MobileNets' separable split: Howard et al. 2017 §3.1
 — few MACs per byte, so memory-bound), pooling, elementwise (activations that do not fuse, residual adds, SE
-multiplies, padding), and linear (fully connected: weight-bandwidth-bound at batch 1).
+multiplies, padding), and linear (fully connected: weight-bandwidth-bound at batch 1). Four elementwise ops that
+runtimes treat very differently get optional kinds of their own, which fall back to ``elementwise`` on a profile
+without them: ``swish`` (SiLU/GELU: a transcendental per element; ONNX Runtime runs it as a separate QuickGelu pass),
+``hardswish`` (piecewise linear; fuses into the conv on most runtimes at fp32), ``add`` (the residual add; ONNX
+Runtime's NCHWc conv absorbs it at fp32) and ``gate`` (the SE channel multiply: a broadcast, and on ONNX Runtime two
+layout reorders around it). A calibrated profile fits each, or marks it fused (costing nothing) at a precision.
 
 The ops come from the same forward-hook walk as :mod:`edgecnn.analysis.static` (meta device, no weights), plus the
 functional ops that analysis does not count: the residual add of inverted residuals and the SE multiply. BN is
@@ -21,6 +26,7 @@ BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 FUSABLE = ("ReLU", "ReLU6", "Hardsigmoid", "Sigmoid")
 PADS = ("PadSame", "ZeroPad2d", "ConstantPad2d")
 ACTIVATIONS = ("ReLU", "ReLU6", "Hardsigmoid", "Sigmoid", "Hardswish", "SiLU", "GELU")
+ACTIVATION_KINDS = {"SiLU": "swish", "GELU": "swish", "Hardswish": "hardswish"}  # the rest: elementwise
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,7 +35,7 @@ class Op:
     width (multiply by the precision's bytes): activations in/out and weights."""
 
     name: str
-    kind: str  # stem | dense | pointwise | depthwise | pooling | elementwise | linear
+    kind: str  # stem | dense | pointwise | depthwise | pooling | elementwise | linear | swish | hardswish | add | gate
     type: str
     macs: int
     elements: int
@@ -126,7 +132,7 @@ def model_ops(model, resolution: int, *, batch: int = 1, in_chs: int | None = No
                 ops.append(
                     Op(
                         name=name,
-                        kind="elementwise",
+                        kind=ACTIVATION_KINDS.get(t, "elementwise"),
                         type=t,
                         macs=0,
                         elements=0 if t in PADS else numel(out),  # padding is a copy: no arithmetic, memory roof only
@@ -141,7 +147,7 @@ def model_ops(model, resolution: int, *, batch: int = 1, in_chs: int | None = No
                 ops.append(
                     Op(
                         name=f"{name}.mul",
-                        kind="elementwise",
+                        kind="gate",
                         type="Mul",
                         macs=0,
                         elements=numel(out),
@@ -154,7 +160,7 @@ def model_ops(model, resolution: int, *, batch: int = 1, in_chs: int | None = No
                 ops.append(
                     Op(
                         name=f"{name}.add",
-                        kind="elementwise",
+                        kind="add",
                         type="Add",
                         macs=0,
                         elements=numel(out),

@@ -129,7 +129,7 @@ def profile_calibrate_cmd(
     path = Path(out or f"local-{prior.name}.toml")
     say = (lambda m: None) if as_json else (lambda m: click.echo(f"· {m}", err=True))
     warns = environment_warnings(n)
-    int8_effs, int8_err = None, None
+    int8_effs, int8_err, int8_fused = None, None, None
     fit_int8_here = int8 and "int8" in prior.precisions
     scale = n / (prior.cores or n)  # the profile's peaks are for all its cores; calibration runs on n
     peak = prior.peak("fp32") * scale
@@ -154,9 +154,12 @@ def profile_calibrate_cmd(
                 precision="int8",
                 peak_gops=peak8,
                 memory_from=result,
+                # ONNX Runtime's QDQ path runs residual adds, SE multiplies and activations as QLinear kernels of
+                # their own: nothing fuses at int8, so the fit may not trade one kind's cost for "fused"
+                fusible=(),
                 **common_fit,
             )
-            int8_effs, int8_err = r8.efficiency, r8.median_abs_error
+            int8_effs, int8_err, int8_fused = r8.efficiency, r8.median_abs_error, r8.fused
         method = f"onnxruntime block-chain micro-benchmarks ({len(points)} synthetic chains of edgecnn blocks)"
     else:
         base_s, op_points = measure_suite(default_suite(), threads=n, iters=iters, progress=say)
@@ -182,6 +185,7 @@ def profile_calibrate_cmd(
         points=len(points),
         contended=bool(warns),
         int8=int8_effs,
+        int8_fused=int8_fused,
         method=method,
     )
     write_profile(path, prior, result, **common)

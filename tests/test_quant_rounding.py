@@ -60,11 +60,14 @@ def test_onnx_runtime_stores_the_rounded_integers(tmp_path):
     fp32, x = _tiny_onnx(tmp_path)
     pre = preprocess_for_quant(fp32, tmp_path / "pre.onnx")
     rounded = compensated_rounding(pre, x, batch=1)
-    assert set(rounded) == set(_weights_by_node(pre).values())
+    weights = set(_weights_by_node(pre).values())
+    assert weights < set(rounded)  # and the corrected biases
     src = write_rounded(pre, tmp_path / "r.onnx", rounded)
     quantize_qdq(src, tmp_path / "q.onnx", QuantConfig(calibration=from_arrays(x)), batch=1, flavour="onnx")
     inits = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(tmp_path / "q.onnx")).graph.initializer}
     for name, value in rounded.items():
+        if name not in weights:
+            continue
         q, s = inits[name + "_quantized"], inits[name + "_scale"]
         assert q.dtype == np.int8
         s = s.reshape(-1, *([1] * (q.ndim - 1)))
@@ -100,7 +103,51 @@ def test_nncf_stores_the_rounded_integers(tmp_path):
         value = rounded[node_weight[op.get_friendly_name().split("/")[0]]]
         assert np.allclose(ints * scale, value.reshape(ints.shape), rtol=1e-6, atol=0), op.get_friendly_name()
         checked += 1
-    assert checked == len(rounded) == 4
+    assert checked == len(node_weight) == 4
+
+
+def _conv_outputs(path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every Conv / Gemm node's output on ``x``, by node name."""
+    import onnx
+    import onnxruntime as ort
+
+    proto = onnx.load(str(path))
+    nodes = [n for n in proto.graph.node if n.op_type in ("Conv", "Gemm")]
+    known = {o.name for o in proto.graph.output}
+    for n in nodes:
+        if n.output[0] not in known:
+            proto.graph.output.append(onnx.helper.make_tensor_value_info(n.output[0], onnx.TensorProto.FLOAT, None))
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    runs = [sess.run([n.output[0] for n in nodes], {sess.get_inputs()[0].name: x[i : i + 1]}) for i in range(len(x))]
+    return {n.name: np.concatenate([r[k] for r in runs]) for k, n in enumerate(nodes)}
+
+
+def test_bias_correction_removes_the_mean_shift_of_the_rounding(tmp_path):
+    """GPTQ leaves each output channel shifted by (W − Q)·E[x]; the corrected bias takes it out (on the
+    calibration data: exactly for the first layer, whose inputs are the same in both models), and a layer kept in
+    float gets its original bias back with its original weights."""
+    import onnx
+    from onnx import numpy_helper
+
+    fp32, x = _tiny_onnx(tmp_path)
+    ref = _conv_outputs(fp32, x)
+    shift = {}
+    for bc in (False, True):
+        rounded = compensated_rounding(fp32, x, batch=1, bias_correction=bc)
+        got = _conv_outputs(write_rounded(fp32, tmp_path / f"{bc}.onnx", rounded), x)
+        axes = {k: (0, 2, 3) if v.ndim == 4 else 0 for k, v in ref.items()}
+        shift[bc] = {k: np.abs((ref[k] - got[k]).mean(axis=axes[k])).mean() for k in ref}
+    first = next(iter(ref))
+    assert shift[True][first] < 1e-4 * max(shift[False][first], 1e-30) + 1e-7, shift
+    convs = [k for k in ref if "Conv" in k]  # (the head's 1024 inputs on 16 samples: its mean is mostly noise)
+    assert sum(shift[True][k] for k in convs) < 0.5 * sum(shift[False][k] for k in convs), shift
+    biases = {n.name: n.input[2] for n in onnx.load(str(fp32)).graph.node if n.op_type in ("Conv", "Gemm")}
+    assert set(biases.values()) <= set(rounded)  # every bias was corrected ...
+    kept = write_rounded(fp32, tmp_path / "kept.onnx", rounded, keep=[first])
+    inits = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(kept)).graph.initializer}
+    orig = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(fp32)).graph.initializer}
+    assert np.array_equal(inits[biases[first]], orig[biases[first]])  # ... but the float layer's is its own
+    assert not np.array_equal(inits[biases[first]], rounded[biases[first]])
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_small"])

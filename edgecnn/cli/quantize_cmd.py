@@ -11,7 +11,9 @@ from edgecnn.cli.base import cli, echo_json, human
 @click.argument("model")
 @click.option("--target", "-t", required=True, help="onnx, openvino or tensorrt.")
 @click.option("--calib-data", required=True, help="Class-per-folder DIR, FILE.npz (preprocessed) or 'embedded'.")
-@click.option("--method", default="minmax", show_default=True, help="Calibration: minmax, entropy, percentile (ONNX).")
+@click.option(
+    "--method", default="mse", show_default=True, help="Activation ranges: mse, minmax; entropy, percentile (ONNX)."
+)
 @click.option("--samples", type=int, default=300, show_default=True, help="Calibration samples (fewer: warning).")
 @click.option("--max-drop", type=float, help="Accepted top-1 drop in points; sensitive layers fall back to float.")
 @click.option("--eval-data", help="Labelled evaluation data (same forms as --calib-data; 'embedded' = test split).")

@@ -59,7 +59,7 @@ def make_config(
     calib_data: str | SampleSet,
     *,
     eval_data: str | SampleSet | None = None,
-    method: str = "minmax",
+    method: str = "mse",
     samples: int = DEFAULT_SAMPLES,
     max_drop: float | None = None,
     resolution: int | None = None,
@@ -71,7 +71,7 @@ def make_config(
     try:
         meth = CalibMethod(method)
     except ValueError:
-        raise ConfigError(f"unknown --method {method!r}", hint="one of minmax, entropy, percentile") from None
+        raise ConfigError(f"unknown --method {method!r}", hint="one of mse, minmax, entropy, percentile") from None
     try:
         rnd = Rounding(rounding)
     except ValueError:
@@ -112,7 +112,7 @@ def quantize(
     target: str,
     calib_data: str | SampleSet,
     eval_data: str | SampleSet | None = None,
-    method: str = "minmax",
+    method: str = "mse",
     samples: int = DEFAULT_SAMPLES,
     max_drop: float | None = None,
     out: str | os.PathLike | None = None,

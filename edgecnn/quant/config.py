@@ -14,11 +14,15 @@ if TYPE_CHECKING:
 
 
 class CalibMethod(StrEnum):
-    """Activation-range estimators (ONNX Runtime's ``CalibrationMethod``: MinMax, Entropy, Percentile)."""
+    """Activation-range estimators: ``mse`` (the default) = per tensor, the range that minimises the expected
+    quantization error on the calibration histogram (:mod:`edgecnn.quant.ranges` for ONNX Runtime, NNCF's
+    ``HISTOGRAM`` estimator for OpenVINO); ``minmax`` = ONNX Runtime's MinMax / NNCF's preset estimators (the
+    previous default); ``entropy``, ``percentile`` = ONNX Runtime's calibrators (onnx and tensorrt targets only)."""
 
     MINMAX = "minmax"
     ENTROPY = "entropy"
     PERCENTILE = "percentile"
+    MSE = "mse"
 
 
 class Rounding(StrEnum):
@@ -43,7 +47,10 @@ class QuantConfig:
     ``max_drop`` is the accepted top-1 drop in percentage points on ``evaluation`` (None: no budget).
     ``keep_float`` names layers (module paths, as the report's "layer" column) or graph nodes (ONNX node names /
     OpenVINO op names) that stay in float; an unknown name is an error before quantization starts.
-    ``rounding`` is how weights reach int8 (GPTQ by default: Lite0's output SQNR 18 → 25 dB, quant_lite0.md).
+    ``rounding`` is how weights reach int8 (GPTQ by default: Lite0's output SQNR 18 → 25 dB, quant_lite0.md), with
+    its statistics on the first ``rounding_samples`` calibration samples and, with ``rounding_bias_correction``, the
+    mean output shift of the rounding removed from each layer's bias (every target, :mod:`edgecnn.quant.rounding`).
+    ``bias_correction`` is NNCF's (openvino; fast, or full with ``fast_bias_correction=False``), on top of it.
     ``overflow_fix`` is NNCF's 7-bit first-layer weights for x86 CPUs without VNNI (int16 saturation in
     ``vpmaddubsw``); off by default (VNNI/AMX x86 and ARM need no fix; the bundle's golden self-test catches a
     device that does), because it costs Lite0 6 dB of output SQNR.
@@ -53,7 +60,7 @@ class QuantConfig:
     """
 
     calibration: SampleSet
-    method: CalibMethod = CalibMethod.MINMAX
+    method: CalibMethod = CalibMethod.MSE
     per_channel: bool = True
     max_drop: float | None = None
     evaluation: SampleSet | None = None
@@ -62,6 +69,8 @@ class QuantConfig:
     bias_correction: bool = True
     keep_float: tuple[str, ...] = ()
     rounding: Rounding = Rounding.GPTQ
+    rounding_samples: int = 300
+    rounding_bias_correction: bool = True
     overflow_fix: bool = False
     qat: QatModel | None = None
 
@@ -89,7 +98,7 @@ class QuantConfig:
             )
         if self.keep_float:
             raise ConfigError("--keep-float is not supported with QAT", hint="leave --keep-float out with --qat-epochs")
-        if self.method is not CalibMethod.MINMAX:
+        if self.method not in (CalibMethod.MINMAX, CalibMethod.MSE):
             raise ConfigError(
                 f"--method {self.method} picks ONNX Runtime's calibrator; QAT starts from NNCF ranges and learns them",
                 hint="leave --method out with --qat-epochs",
@@ -104,6 +113,8 @@ class QuantConfig:
             "bias_correction": self.bias_correction,
             "keep_float_requested": list(self.keep_float),
             "rounding": str(self.rounding),
+            "rounding_samples": min(self.rounding_samples, len(self.calibration)),
+            "rounding_bias_correction": self.rounding_bias_correction,
             "calibration": self.calibration.record(),
             "evaluation": None if self.evaluation is None else self.evaluation.record(),
         }

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import AccuracyBudgetError
-from edgecnn.quant.config import QuantConfig, Rounding
+from edgecnn.quant.config import CalibMethod, QuantConfig, Rounding
 from edgecnn.quant.layer_error import layer_errors, rank_sensitive
 from edgecnn.quant.metrics import compare
 from edgecnn.quant.names import resolve_keep_float, scopes_for
 from edgecnn.quant.ort_ptq import ort_logits, preprocess_for_quant, quantizable_nodes, quantize_qdq
+from edgecnn.quant.ranges import activation_ranges
 from edgecnn.quant.rounding import compensated_rounding, write_rounded
 
 log = logging.getLogger(__name__)
@@ -36,16 +37,29 @@ def budget_steps(n: int) -> list[int]:
 class _Source:
     """The float model the quantizer reads: ``pre`` with compensated-rounded weights, float where kept float."""
 
-    def __init__(self, pre: Path, cfg: QuantConfig, batch: int) -> None:
+    def __init__(self, pre: Path, cfg: QuantConfig, batch: int, flavour: str) -> None:
         self.pre, self.path = pre, pre.with_name("rounded.onnx")
+        self.cfg, self.batch, self.flavour = cfg, batch, flavour
+        self.ranges: dict[str, tuple[float, float]] | None = None  # --method mse: from the first model, reused
         self.rounded = (
-            compensated_rounding(pre, cfg.calibration.data, batch=batch, per_channel=cfg.per_channel)
+            compensated_rounding(
+                pre,
+                cfg.calibration.data,
+                batch=batch,
+                per_channel=cfg.per_channel,
+                samples=cfg.rounding_samples,
+                bias_correction=cfg.rounding_bias_correction,
+            )
             if cfg.rounding is Rounding.GPTQ
             else {}
         )
 
     def __call__(self, keep: list[str]) -> Path:
-        return write_rounded(self.pre, self.path, self.rounded, keep=keep) if self.rounded else self.pre
+        path = write_rounded(self.pre, self.path, self.rounded, keep=keep) if self.rounded else self.pre
+        if self.cfg.method is CalibMethod.MSE and self.ranges is None:
+            data, symmetric = self.cfg.calibration.data, self.flavour == "tensorrt"
+            self.ranges = activation_ranges(path, data, batch=self.batch, symmetric=symmetric)
+        return path
 
 
 def _search(
@@ -66,7 +80,7 @@ def _search(
 
     def trial(k: int) -> dict[str, Any]:
         exclude = keep + ranked[:k]
-        quantize_qdq(src(exclude), out, cfg, batch=batch, flavour=flavour, exclude=exclude)
+        quantize_qdq(src(exclude), out, cfg, batch=batch, flavour=flavour, exclude=exclude, ranges=src.ranges)
         m = compare(ref, ort_logits(out, ev.data, batch), ev.labels)
         trials.append({"float_layers": len(keep) + k, "top1_drop_points": m["top1_drop_points"]})
         log.info("budget: %d layers in float → drop %.2f points", len(keep) + k, m["top1_drop_points"])
@@ -107,7 +121,7 @@ def _search(
             lo = mid
     if last != hit[0]:
         exclude = keep + ranked[: hit[0]]
-        quantize_qdq(src(exclude), out, cfg, batch=batch, flavour=flavour, exclude=exclude)
+        quantize_qdq(src(exclude), out, cfg, batch=batch, flavour=flavour, exclude=exclude, ranges=src.ranges)
     return hit
 
 
@@ -125,8 +139,8 @@ def quantize_onnx_file(fp32: Path, out: Path, cfg: QuantConfig, *, batch: int, f
         ev = cfg.evaluation if cfg.evaluation is not None else cfg.calibration
         ev.check_shape(tuple(cfg.calibration.data.shape[1:]), "evaluation")
         ref = ort_logits(pre, ev.data, batch)
-        src = _Source(pre, cfg, batch)
-        quantize_qdq(src(keep), out, cfg, batch=batch, flavour=flavour, exclude=keep)
+        src = _Source(pre, cfg, batch, flavour)
+        quantize_qdq(src(keep), out, cfg, batch=batch, flavour=flavour, exclude=keep, ranges=src.ranges)
         metrics = compare(ref, ort_logits(out, ev.data, batch), ev.labels)
         errs = layer_errors(pre, out, cfg.calibration.data[: LAYER_ERROR_SAMPLES * batch], batch=batch, layers=layers)
         fallback: list[dict[str, Any]] = []
@@ -147,7 +161,10 @@ def quantize_onnx_file(fp32: Path, out: Path, cfg: QuantConfig, *, batch: int, f
             "activations": "int8 symmetric" if flavour == "tensorrt" else "uint8 asymmetric",
             "weights": "int8 symmetric " + ("per-channel" if cfg.per_channel else "per-tensor"),
             **cfg.record(),
-            "bias_correction": None,  # ONNX Runtime's static quantizer has none (NNCF's does: openvino target)
+            # ONNX Runtime's static quantizer has none; edgecnn's removes the weights' mean shift (rounding.py)
+            "bias_correction": "weights: (W − Q)·E[x]"
+            if cfg.rounding_bias_correction and cfg.rounding is Rounding.GPTQ
+            else None,
             "kept_float": [{"node": n, "layer": layers.get(n, ""), "why": why[n]} for n in keep],
             "fallback_trials": fallback,
             "fp32_vs_int8": {**metrics, "on": "evaluation" if cfg.evaluation is not None else "calibration"},

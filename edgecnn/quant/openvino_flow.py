@@ -1,9 +1,11 @@
 """The OpenVINO INT8 flow: NNCF on the OpenVINO model (REFERENCE.md: NNCF for OpenVINO only — NNCF's QDQ ONNX is
-slow in ONNX Runtime). ``nncf.quantize`` with a preset and bias correction (MobileNetV3-small loses up to 16 top-1
-points without it, NNCF reference data) on weights already rounded by GPTQ (:mod:`edgecnn.quant.rounding`, on
-NNCF's own grid); with ``--max-drop``, ``nncf.quantize_with_accuracy_control`` returns the most sensitive
+slow in ONNX Runtime). ``nncf.quantize`` with a preset, MSE-optimal activation ranges (NNCF's ``HISTOGRAM``
+estimator, ``--method mse``, the default) and bias correction (MobileNetV3-small loses up to 16 top-1 points without
+it, NNCF reference data) on weights already rounded by GPTQ and bias-corrected for it (:mod:`edgecnn.quant.rounding`,
+on NNCF's own grid); with ``--max-drop``, ``nncf.quantize_with_accuracy_control`` returns the most sensitive
 operations to float until the absolute top-1 drop fits — or the run fails showing the best drop NNCF found. Layers
-left in float get their original weights back. The record carries the per-layer error (fp32 IR vs INT8 IR)."""
+left in float get their original weights and biases back. The record carries the per-layer error (fp32 IR vs INT8
+IR)."""
 
 from __future__ import annotations
 
@@ -52,11 +54,12 @@ def float_ops(model: Any) -> list[str]:
 
 
 def check_openvino_config(cfg: QuantConfig) -> None:
-    """NNCF chooses its own range estimators per preset: a --method other than minmax would be silently ignored."""
-    if cfg.method is not CalibMethod.MINMAX:
+    """NNCF has its own range estimators: ``mse`` is its ``HISTOGRAM`` estimator (MSE-optimal ranges on a
+    histogram), ``minmax`` its preset's; entropy / percentile (ONNX Runtime's calibrators) would be ignored."""
+    if cfg.method not in (CalibMethod.MINMAX, CalibMethod.MSE):
         raise ConfigError(
             f"--method {cfg.method} applies to the onnx and tensorrt targets (ONNX Runtime's calibrators)",
-            hint="for openvino leave --method out; NNCF picks range estimators from its preset",
+            hint="for openvino leave --method out (mse), or pass minmax for NNCF's preset estimators",
         )
 
 
@@ -95,17 +98,27 @@ def _keep_float_ops(model: Any, cfg: QuantConfig, onnx_fp32: Path) -> dict[str, 
 
 
 def _restore_float_weights(qmodel: Any, original: Any, names: list[str]) -> None:
-    """Give the ops NNCF left in float their original weights (the quantizer saw GPTQ-rounded ones)."""
+    """Give the ops NNCF left in float their original weights and biases (the quantizer saw GPTQ-rounded weights
+    and biases corrected for their rounding). A weighted op's bias is the Add with a constant that consumes it."""
     import openvino as ov
 
     src = {op.get_friendly_name(): op for op in original.get_ordered_ops()}
-    for op in qmodel.get_ordered_ops():
+
+    def restore(op: Any) -> None:
         orig = src.get(op.get_friendly_name())
-        if op.get_friendly_name() not in names or orig is None:
-            continue
+        if orig is None or orig.get_type_name() != op.get_type_name():
+            return
         w, ow = op.input_value(1).get_node(), orig.input_value(1).get_node()
         if w.get_type_name() == "Constant" and ow.get_type_name() == "Constant" and w.get_shape() == ow.get_shape():
             op.input(1).replace_source_output(ov.opset13.constant(ow.get_data()).output(0))
+
+    for op in qmodel.get_ordered_ops():
+        if op.get_friendly_name() not in names:
+            continue
+        restore(op)
+        for target in op.output(0).get_target_inputs():
+            if target.get_node().get_type_name() == "Add":
+                restore(target.get_node())
 
 
 def quantize_openvino(onnx_fp32: Path, cfg: QuantConfig, *, batch: int) -> tuple[Any, dict[str, Any]]:
@@ -119,6 +132,7 @@ def quantize_openvino(onnx_fp32: Path, cfg: QuantConfig, *, batch: int) -> tuple
         OverflowFix,
         QuantizationParameters,
     )
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     from edgecnn.quant.layer_error import openvino_layer_errors
 
@@ -130,7 +144,14 @@ def quantize_openvino(onnx_fp32: Path, cfg: QuantConfig, *, batch: int) -> tuple
     if cfg.rounding is Rounding.GPTQ:
         from edgecnn.quant.rounding import compensated_rounding, write_rounded
 
-        rounded = compensated_rounding(onnx_fp32, cfg.calibration.data, batch=batch, per_channel=cfg.per_channel)
+        rounded = compensated_rounding(
+            onnx_fp32,
+            cfg.calibration.data,
+            batch=batch,
+            per_channel=cfg.per_channel,
+            samples=cfg.rounding_samples,
+            bias_correction=cfg.rounding_bias_correction,
+        )
         path = write_rounded(onnx_fp32, onnx_fp32.with_name("rounded.onnx"), rounded)
         source = ov.convert_model(str(path))
         path.unlink()
@@ -140,10 +161,14 @@ def quantize_openvino(onnx_fp32: Path, cfg: QuantConfig, *, batch: int) -> tuple
         Preset.MIXED: nncf.QuantizationPreset.MIXED,
     }[cfg.preset]
     ignored = nncf.IgnoredScope(names=keep) if keep else None
+    ranges: dict[str, Any] = {}  # minmax: the preset's own estimators (mean of per-sample min/max, per tensor)
+    if cfg.method is CalibMethod.MSE:  # NNCF's histogram estimator: MSE-optimal per-tensor ranges
+        ranges["activations_range_estimator_params"] = RangeEstimatorParametersSet.HISTOGRAM
     adv = AdvancedQuantizationParameters(
         disable_bias_correction=not cfg.bias_correction,
         weights_quantization_params=None if cfg.per_channel else QuantizationParameters(per_channel=False),
         overflow_fix=OverflowFix.FIRST_LAYER if cfg.overflow_fix else OverflowFix.DISABLE,
+        **ranges,
     )
     common: dict[str, Any] = {
         "preset": preset,
@@ -198,6 +223,9 @@ def quantize_openvino(onnx_fp32: Path, cfg: QuantConfig, *, batch: int) -> tuple
         "backend": f"nncf {nncf.__version__}",
         "format": "OpenVINO IR with FakeQuantize",
         "activations": "int8 " + ("symmetric" if cfg.preset is Preset.PERFORMANCE else "asymmetric"),
+        "activation_ranges": "NNCF HISTOGRAM estimator (MSE-optimal, per tensor)"
+        if cfg.method is CalibMethod.MSE
+        else "NNCF preset estimator (mean of per-sample min/max, per tensor)",
         "weights": "int8 symmetric " + ("per-channel" if cfg.per_channel else "per-tensor"),
         **cfg.record(),
         "overflow_fix": "first layer (7-bit weights)" if cfg.overflow_fix else "disabled",

@@ -75,11 +75,40 @@ def calib_stride(n: int, most: int = 16) -> int:
 
 
 def preprocess_for_quant(fp32: Path, out: Path) -> Path:
-    """ONNX Runtime's ``quant_pre_process`` (shape inference + graph optimisation) — its documented first step."""
+    """ONNX Runtime's ``quant_pre_process`` (shape inference + graph optimisation) — its documented first step —
+    then the exporter's node metadata (PyTorch name scopes) copied back onto the nodes it rewrote."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     quant_pre_process(str(fp32), str(out), skip_symbolic_shape=True)
+    restore_node_metadata(out, fp32)
     return out
+
+
+def restore_node_metadata(model: Path, source: Path) -> int:
+    """Give each node of ``model`` without metadata that of the ``source`` node with its name, else the one
+    producing its first output. ORT's pre-processing rewrites some graphs (MobileNetV3's: every node) without
+    their ``metadata_props``; the quantized bundle would then map no kernel back to a PyTorch layer. Returns the
+    number of nodes restored (the file is rewritten only when there are any)."""
+    import onnx
+
+    src = onnx.load(str(source), load_external_data=False).graph.node
+    by_name = {n.name: n for n in src if n.metadata_props}
+    by_output = {o: n for n in src if n.metadata_props for o in n.output}
+    proto = onnx.load(str(model))
+    restored = 0
+    producer: dict[str, Any] = {}
+    for n in proto.graph.node:  # topological order: an input's producer comes first
+        origin = by_name.get(n.name) or (by_output.get(n.output[0]) if n.output else None)
+        if origin is None and n.input:  # a node the rewrite created (an inlined function's body): its input's layer
+            origin = producer.get(n.input[0])
+        if origin is not None and not n.metadata_props:
+            n.metadata_props.extend(origin.metadata_props)
+            restored += 1
+        if n.metadata_props:
+            producer.update(dict.fromkeys(n.output, n))
+    if restored:
+        onnx.save(proto, str(model))
+    return restored
 
 
 def quantize_qdq(
@@ -90,8 +119,12 @@ def quantize_qdq(
     batch: int,
     flavour: str,
     exclude: Sequence[str] = (),
+    ranges: dict[str, tuple[float, float]] | None = None,
 ) -> None:
-    """Write the QDQ model for ``flavour`` ("onnx" or "tensorrt") with ``exclude`` node names left in float."""
+    """Write the QDQ model for ``flavour`` ("onnx" or "tensorrt") with ``exclude`` node names left in float.
+
+    ``--method mse`` calibrates with MinMax and then overrides every activation's range with its MSE-optimal one
+    (:mod:`edgecnn.quant.ranges`; ``ranges`` if given — e.g. computed once for all trials of a budget search)."""
     from edgecnn.runtime.backends import import_sdk
 
     oq = import_sdk("onnxruntime.quantization", "onnxruntime")  # missing → MissingDependencyError with the extra
@@ -101,6 +134,7 @@ def quantize_qdq(
         CalibMethod.MINMAX: CalibrationMethod.MinMax,
         CalibMethod.ENTROPY: CalibrationMethod.Entropy,
         CalibMethod.PERCENTILE: CalibrationMethod.Percentile,
+        CalibMethod.MSE: CalibrationMethod.MinMax,  # its ranges are then overridden
     }[cfg.method]
     reader = BatchReader(cfg.calibration.data, batch)
     if len(reader) == 0:
@@ -114,6 +148,12 @@ def quantize_qdq(
 
     if cfg.method is CalibMethod.PERCENTILE:
         extra["CalibPercentile"] = 99.999
+    if cfg.method is CalibMethod.MSE:
+        from edgecnn.quant.ranges import activation_ranges, quant_overrides
+
+        if ranges is None:
+            ranges = activation_ranges(pre_model, cfg.calibration.data, batch=batch, symmetric=flavour == "tensorrt")
+        extra["TensorQuantOverrides"] = quant_overrides(ranges)
     try:
         oq.quantize_static(
             str(pre_model),

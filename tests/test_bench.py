@@ -92,9 +92,11 @@ def test_per_layer_maps_back_to_model_layers(onnx_bundle: Path, ov_bundle: Path)
     assert len(ov_named) >= 0.8 * len(ov_view["layers"])  # IR names mapped back through the re-exported ONNX
 
 
-def test_per_layer_maps_fused_int8_kernels_back_to_layers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", ["mobilenet_v2", "mobilenet_v3_small"])
+def test_per_layer_maps_fused_int8_kernels_back_to_layers(tmp_path: Path, model: str) -> None:
     """ORT fuses DQ→Conv→Q into QLinearConv named ``<conv>_token_N``; those must map to the conv's layer, not to
-    the runtime bucket (before the fix ~75 % of an int8 MobileNetV2's time landed there)."""
+    the runtime bucket (before the fix ~75 % of an int8 MobileNetV2's time landed there). MobileNetV3: ORT's
+    quantization pre-processing rewrites its graph and dropped every node's name scopes (all time unmapped)."""
     import numpy as np
     import torch
 
@@ -104,7 +106,7 @@ def test_per_layer_maps_fused_int8_kernels_back_to_layers(tmp_path: Path) -> Non
     from edgecnn.quant.samples import from_arrays
 
     torch.manual_seed(0)
-    net = edgecnn.create_model("mobilenet_v2", num_classes=10).eval()
+    net = edgecnn.create_model(model, num_classes=10).eval()
     calib = np.random.default_rng(0).standard_normal((16, 3, 32, 32)).astype(np.float32)
     cfg = QuantConfig(calibration=from_arrays(calib, source="test-arrays"))
     opts = ExportOptions(target="onnx", precision=Precision.INT8, resolution=32, quant=cfg)
@@ -114,7 +116,7 @@ def test_per_layer_maps_fused_int8_kernels_back_to_layers(tmp_path: Path) -> Non
     view = json.loads(out)["per_layer"][bundle.name]
     modules = {name for name, _ in net.named_modules()}
     fused = [x for x in view["layers"] if "QLinearConv" in x["ops"]]
-    assert len(fused) >= 40 and all(x["layer"] in modules for x in fused)
+    assert len(fused) >= 30 and all(x["layer"] in modules for x in fused)
     runtime = sum(x["share"] for x in view["layers"] if x["layer"].startswith("(runtime"))
     assert runtime < 0.25
 

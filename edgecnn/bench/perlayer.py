@@ -36,6 +36,7 @@ _LEAF_CLASSES = ("torch.nn.modules.conv.", "torch.nn.modules.batchnorm.", "torch
 RUNTIME = "(runtime: layout/reorder)"
 _TOKEN = re.compile(r"_token_\d+$")
 _FUSION = re.compile(r"/[A-Za-z0-9]+Fusion/?$")  # ORT names a fused node "<first node>/<Pass>Fusion/" (QuickGelu …)
+_QDQ = re.compile(r"_(?:Dequantize|Quantize)Linear$")  # ORT's quantizer names Q/DQ nodes "<tensor>_QuantizeLinear"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,6 +179,7 @@ def _optimized_node_layers(path: Path, by_node: dict[str, str], by_tensor: dict[
         layer = (
             by_node.get(n.name)
             or by_node.get(base)
+            or by_tensor.get(_QDQ.sub("", base))  # a Q/DQ pair's layer: that of the tensor it (de)quantizes
             or next((by_tensor[o] for o in n.output if o in by_tensor), None)
             or next((by_node[o] for o in n.output if o in by_node), None)
         )

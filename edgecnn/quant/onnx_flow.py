@@ -17,7 +17,7 @@ from edgecnn.quant.metrics import compare
 from edgecnn.quant.names import resolve_keep_float, scopes_for
 from edgecnn.quant.ort_ptq import ort_logits, preprocess_for_quant, quantizable_nodes, quantize_qdq
 from edgecnn.quant.ranges import activation_ranges
-from edgecnn.quant.rounding import compensated_rounding, write_rounded
+from edgecnn.quant.rounding import rounding_for, write_rounded
 
 log = logging.getLogger(__name__)
 LAYER_ERROR_SAMPLES = 8
@@ -41,18 +41,7 @@ class _Source:
         self.pre, self.path = pre, pre.with_name("rounded.onnx")
         self.cfg, self.batch, self.flavour = cfg, batch, flavour
         self.ranges: dict[str, tuple[float, float]] | None = None  # --method mse: from the first model, reused
-        self.rounded = (
-            compensated_rounding(
-                pre,
-                cfg.calibration.data,
-                batch=batch,
-                per_channel=cfg.per_channel,
-                samples=cfg.rounding_samples,
-                bias_correction=cfg.rounding_bias_correction,
-            )
-            if cfg.rounding is Rounding.GPTQ
-            else {}
-        )
+        self.rounded = rounding_for(pre, cfg, batch)
 
     def __call__(self, keep: list[str]) -> Path:
         path = write_rounded(self.pre, self.path, self.rounded, keep=keep) if self.rounded else self.pre

@@ -142,16 +142,9 @@ def quantize_openvino(onnx_fp32: Path, cfg: QuantConfig, *, batch: int) -> tuple
     keep = sorted({n for hits in requested.values() for n in hits})
     source = model
     if cfg.rounding is Rounding.GPTQ:
-        from edgecnn.quant.rounding import compensated_rounding, write_rounded
+        from edgecnn.quant.rounding import rounding_for, write_rounded
 
-        rounded = compensated_rounding(
-            onnx_fp32,
-            cfg.calibration.data,
-            batch=batch,
-            per_channel=cfg.per_channel,
-            samples=cfg.rounding_samples,
-            bias_correction=cfg.rounding_bias_correction,
-        )
+        rounded = rounding_for(onnx_fp32, cfg, batch)
         path = write_rounded(onnx_fp32, onnx_fp32.with_name("rounded.onnx"), rounded)
         source = ov.convert_model(str(path))
         path.unlink()

@@ -28,9 +28,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from edgecnn.quant.config import QuantConfig
 
 log = logging.getLogger(__name__)
 QMAX = 127  # symmetric int8 weights: [-127, 127]
@@ -155,6 +158,23 @@ def _bias(node: Any, proto: Any, rows: int) -> str | None:
         return None
     users = sum(name in n.input for n in proto.graph.node)
     return name if users == 1 else None
+
+
+def rounding_for(onnx_path: Path, cfg: QuantConfig, batch: int) -> dict[str, np.ndarray]:
+    """:func:`compensated_rounding` with ``cfg``'s settings; ``{}`` (weights left to the quantizer's own
+    round-to-nearest) unless ``cfg.rounding`` is GPTQ."""
+    from edgecnn.quant.config import Rounding
+
+    if cfg.rounding is not Rounding.GPTQ:
+        return {}
+    return compensated_rounding(
+        onnx_path,
+        cfg.calibration.data,
+        batch=batch,
+        per_channel=cfg.per_channel,
+        samples=cfg.rounding_samples,
+        bias_correction=cfg.rounding_bias_correction,
+    )
 
 
 def compensated_rounding(

@@ -104,6 +104,17 @@ def train_lite0(out: Path, epochs: int, threads: int) -> tuple[Path, dict[str, A
     }
 
 
+def scores(c: dict[str, Any]) -> dict[str, Any]:
+    """The fields every run records from ``compare``'s result."""
+    return {
+        "top1": c["int8_top1"],
+        "top1_drop_points": c["top1_drop_points"],
+        "top1_agreement": c["top1_agreement"],
+        "sqnr_db": c["sqnr_db"],
+        "cosine": c["cosine"],
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", type=Path, help="an edgecnn checkpoint to use instead of training Lite0")
@@ -163,11 +174,7 @@ def main() -> int:
             "target": m["target"],
             "weights": m["quantization"]["weights"],
             "activations": m["quantization"]["activations"],
-            "top1": c["int8_top1"],
-            "top1_drop_points": c["top1_drop_points"],
-            "top1_agreement": c["top1_agreement"],
-            "sqnr_db": c["sqnr_db"],
-            "cosine": c["cosine"],
+            **scores(c),
             "selftest_ok": bool(sess.selftest()["ok"]),
             "parity": m["parity"],
             "model_bytes": sum(v["size"] for k, v in m["files"].items() if k.startswith("model.")),
@@ -195,11 +202,7 @@ def main() -> int:
                 "bundle": f"refused by the export driver: {e.message}",
                 "weights": cfg.qat.scheme["weights"],
                 "activations": cfg.qat.scheme["activations"],
-                "top1": c["int8_top1"],
-                "top1_drop_points": c["top1_drop_points"],
-                "top1_agreement": c["top1_agreement"],
-                "sqnr_db": c["sqnr_db"],
-                "cosine": c["cosine"],
+                **scores(c),
                 "selftest_ok": None,
             }
             print(f"{name}: bundle refused (collapse); file top-1 {100 * c['int8_top1']:.2f} %", flush=True)
@@ -234,11 +237,7 @@ def main() -> int:
                 "target": target,
                 "weights": rec["weights"],
                 "activations": rec["activations"],
-                "top1": c["int8_top1"],
-                "top1_drop_points": c["top1_drop_points"],
-                "top1_agreement": c["top1_agreement"],
-                "sqnr_db": c["sqnr_db"],
-                "cosine": c["cosine"],
+                **scores(c),
                 "selftest_ok": None,
                 "bundle": "not bundled (measured on the quantized file; the reference fp32 is ONNX Runtime's)",
             }

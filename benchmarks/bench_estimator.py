@@ -124,6 +124,7 @@ def main() -> None:
 def _summary(sub: list[dict], key: str, err_key: str) -> dict:
     pred_rank = [r["model"] for r in sorted(sub, key=lambda r: r[key])]
     meas_rank = [r["model"] for r in sorted(sub, key=lambda r: r["measured_p50_ms"])]
+    swaps = _swaps(sub, key)
     return {
         "models": len(sub),
         "within_20pct": sum(abs(r[err_key]) <= 0.20 for r in sub),
@@ -132,9 +133,9 @@ def _summary(sub: list[dict], key: str, err_key: str) -> dict:
         "spearman": _spearman([r[key] for r in sub], [r["measured_p50_ms"] for r in sub]),
         "predicted_ranking": pred_rank,
         "measured_ranking": meas_rank,
-        "swapped_pairs": _swaps(sub, key),
+        "swapped_pairs": swaps,
         # a pair the interleaved rounds order both ways has no measured order
-        "ranking_equal_except_measured_ties": not [d for d in _swaps(sub, key) if not d["measured_tie"]],
+        "ranking_equal_except_measured_ties": all(d["measured_tie"] for d in swaps),
     }
 
 

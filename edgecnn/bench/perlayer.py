@@ -75,24 +75,50 @@ class PerLayer:
 
 
 def onnx_scopes(onnx_path: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """ONNX node name → layer, and tensor name → layer of its producer, from the exporter's name scopes."""
+    """ONNX node name → layer, and tensor name → layer of its producer, from the exporter's name scopes.
+
+    Nodes without scopes — the Quantize/DequantizeLinear pairs a quantizer inserts, nodes a graph rewrite created —
+    take the layer of the tensor they read (its producer's), else of the node that reads their output (a weight's
+    DequantizeLinear belongs to its conv, the input's QuantizeLinear to the first layer)."""
     import onnx
 
     proto = onnx.load(str(onnx_path), load_external_data=False)
+    nodes = list(proto.graph.node)
     by_node: dict[str, str] = {}
     by_tensor: dict[str, str] = {}
-    for n in proto.graph.node:
+    unscoped = []
+    for n in nodes:
         layer = _layer_of(n)
+        if layer is None:
+            unscoped.append(n)
+            continue
         by_node[n.name] = layer
-        for o in n.output:
-            by_tensor[o] = layer
+        by_tensor.update(dict.fromkeys(n.output, layer))
+    consumers: dict[str, list[Any]] = defaultdict(list)
+    for n in nodes:
+        for i in n.input:
+            consumers[i].append(n)
+    for n in unscoped:  # topological order: a Q's layer is known before its DQ's
+        layer = next((by_tensor[i] for i in n.input[:1] if i in by_tensor), None)
+        if layer is not None:
+            by_node[n.name] = layer
+            by_tensor.update(dict.fromkeys(n.output, layer))
+    for n in reversed(unscoped):  # what is left reads no layer's output: the layer of the node reading its output
+        if n.name in by_node:
+            continue
+        layer = next((by_node[c.name] for o in n.output for c in consumers[o] if c.name in by_node), n.name)
+        by_node[n.name] = layer
+        by_tensor.update(dict.fromkeys(n.output, layer))
     return by_node, by_tensor
 
 
-def _layer_of(node: Any) -> str:
+def _layer_of(node: Any) -> str | None:
+    """The module owning ``node`` by the exporter's name scopes; None when the node carries none."""
     meta = {m.key: m.value for m in node.metadata_props}
+    if "pkg.torch.onnx.name_scopes" not in meta:
+        return None
     try:
-        scopes = ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]"))
+        scopes = ast.literal_eval(meta["pkg.torch.onnx.name_scopes"])
         classes = ast.literal_eval(meta.get("pkg.torch.onnx.class_hierarchy", "[]"))
     except (ValueError, SyntaxError):
         return node.name

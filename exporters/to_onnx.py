@@ -15,6 +15,7 @@ from torch import nn
 
 from edgecnn.errors import ExportError
 from edgecnn.exporters.options import DynamicBatch
+from edgecnn.exporters.rewrites import global_average_pools, space_to_depth_stem
 
 log = logging.getLogger(__name__)
 INPUT, OUTPUT = "input", "logits"
@@ -50,7 +51,8 @@ def export_onnx(
                 f"torch.onnx.export failed: {str(e).splitlines()[0][:300]}",
                 hint="rerun with --debug for the full exporter log",
             ) from e
-    proto = onnx.load(str(path))
+    proto = onnx.shape_inference.infer_shapes(onnx.load(str(path)), strict_mode=True)
+    global_average_pools(proto.graph)
     onnx.checker.check_model(proto, full_check=True)
     proto = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
     strip_debug_metadata(proto)
@@ -73,6 +75,25 @@ def strip_debug_metadata(proto: Any) -> None:
         if len(keep) != len(node.metadata_props):
             del node.metadata_props[:]
             node.metadata_props.extend(keep)
+
+
+def int8_rewrites(fp32: Path, *, flavour: str) -> int:
+    """The exact rewrites an fp32 ONNX file gets before it is quantized for ``flavour`` (bundles and ``profile
+    calibrate`` alike): for ONNX Runtime ("onnx"), the space-to-depth stem — its int8 convolution is slowest on a
+    3-channel input (:func:`edgecnn.exporters.rewrites.space_to_depth_stem`). TensorRT builds its own kernels."""
+    return rewrite_file(fp32, space_to_depth_stem) if flavour == "onnx" else 0
+
+
+def rewrite_file(path: Path, rewrite: Any) -> int:
+    """Apply a :mod:`edgecnn.exporters.rewrites` pass to the ONNX file at ``path`` (rewritten only if it changed)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    changed = rewrite(proto.graph)
+    if changed:
+        onnx.checker.check_model(proto, full_check=True)
+        onnx.save(proto, str(path))
+    return changed
 
 
 def to_fp16(path: Path) -> None:
@@ -146,6 +167,7 @@ def export_target_onnx(ctx: Any, *, flavour: str) -> tuple[Path, dict[str, Any] 
     from edgecnn.quant.onnx_flow import quantize_onnx_file
 
     fp32 = path.rename(ctx.workdir / "fp32.onnx")
+    int8_rewrites(fp32, flavour=flavour)
     record = quantize_onnx_file(fp32, path, ctx.opts.quant, batch=ctx.example.shape[0], flavour=flavour)
     fp32.unlink()
     return path, record

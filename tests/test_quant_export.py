@@ -85,6 +85,26 @@ def test_onnx_int8_is_qdq_u8_activations_s8_per_channel_weights(tmp_path_factory
     assert any(s.ndim == 1 and s.size > 1 for s in scales)  # per-channel weight scales
 
 
+def test_onnx_int8_pools_run_as_integer_kernels(tmp_path_factory, tmp_path):
+    """The exporter writes AdaptiveAvgPool2d(1) as GlobalAveragePool, not the dynamo exporter's ReduceMean, which
+    ONNX Runtime's int8 path runs in float between a DequantizeLinear and a QuantizeLinear (before the fix: 10 float
+    ReduceMeans in this MobileNetV3-Small, each three kernels, the head's behind an NHWC→NCHW transpose)."""
+    import onnx
+    import onnxruntime as ort
+
+    from edgecnn.quant.ort_ptq import ORT_DISABLED_OPTIMIZERS
+
+    bundle = _int8(tmp_path_factory, "onnx")
+    assert "ReduceMean" not in {n.op_type for n in onnx.load(str(bundle / "model.onnx")).graph.node}
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(
+        str(bundle / "model.onnx"), so, providers=["CPUExecutionProvider"], disabled_optimizers=ORT_DISABLED_OPTIMIZERS
+    )
+    ops = [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+    assert ops.count("QLinearGlobalAveragePool") == 10 and "ReduceMean" not in ops
+
+
 def test_tensorrt_int8_is_symmetric_qdq_with_parser_ops(tmp_path_factory):
     import onnx
 

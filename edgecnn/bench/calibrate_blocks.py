@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -188,7 +189,9 @@ def _export(bb: BlockBench, path: Path) -> list[Op]:
 
 
 def _quantize(fp32: Path, out: Path, bb: BlockBench) -> None:
-    """The bundle quantizer's default ONNX settings (QDQ, u8 activations, s8 per-channel weights)."""
+    """The bundle quantizer's default ONNX settings (QDQ, u8 activations, s8 per-channel weights), after the same
+    graph rewrites (a stem chain gets the space-to-depth stem an int8 bundle has)."""
+    from edgecnn.exporters.to_onnx import int8_rewrites
     from edgecnn.quant.config import QuantConfig
     from edgecnn.quant.ort_ptq import preprocess_for_quant, quantize_qdq
     from edgecnn.quant.samples import SampleSet
@@ -196,7 +199,10 @@ def _quantize(fp32: Path, out: Path, bb: BlockBench) -> None:
     rng = np.random.default_rng(0)
     data = rng.standard_normal((8, bb.in_chs, bb.res, bb.res)).astype(np.float32)
     cfg = QuantConfig(calibration=SampleSet(data=data, source="calibrate: random blocks input"))
-    pre = preprocess_for_quant(fp32, out.with_name(out.stem + "-pre.onnx"))
+    rewritten = out.with_name(out.stem + "-fp32.onnx")
+    shutil.copyfile(fp32, rewritten)
+    int8_rewrites(rewritten, flavour="onnx")
+    pre = preprocess_for_quant(rewritten, out.with_name(out.stem + "-pre.onnx"))
     quantize_qdq(pre, out, cfg, batch=1, flavour="onnx")
 
 

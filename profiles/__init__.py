@@ -8,6 +8,7 @@ if __name__ == "profiles":  # pragma: no cover - guard against importing the sou
     raise ImportError("import edgecnn.profiles, not profiles (the folder is installed as edgecnn.profiles)")
 
 from edgecnn.profiles.loader import (  # noqa: E402
+    FLOAT_OPS_INT8,
     FUSIBLE_KINDS,
     OP_KINDS,
     OPTIONAL_KINDS,
@@ -20,6 +21,7 @@ from edgecnn.profiles.loader import (  # noqa: E402
 )
 
 __all__ = [
+    "FLOAT_OPS_INT8",
     "FUSIBLE_KINDS",
     "OPTIONAL_KINDS",
     "OP_KINDS",

@@ -35,6 +35,10 @@ OPTIONAL_KINDS = {
 }
 # kinds a runtime may fuse into the op before them; a profile lists the fused ones per precision
 FUSIBLE_KINDS = ("swish", "hardswish", "add", "gate")
+# ops an int8 runtime may have no integer kernel for, which it then runs in float between a DequantizeLinear and a
+# QuantizeLinear (ONNX Runtime's QDQ path: HardSigmoid); value = kernels per op: dequantize, the float op,
+# quantize — and for x·f(x) activations the integer multiply by x after them
+FLOAT_OPS_INT8 = {"Hardsigmoid": 3, "Hardswish": 4, "Sigmoid": 3, "SiLU": 4, "AdaptiveAvgPool2d": 3}
 
 _NUM = (int, float)
 # section → {key: (type, required)}; "*" sections hold their own keys listed here
@@ -75,6 +79,8 @@ _SECTIONS: dict[str, dict[str, tuple[Any, bool]]] = {
         "graph_factor": (_NUM, False),
         "fused_kinds": (list, False),
         "fused_kinds_int8": (list, False),
+        "float_ops_int8": (list, False),
+        "layer_overhead_us_int8": (_NUM, False),
     },
     "calibration": {
         "base": (str, True),
@@ -148,6 +154,20 @@ class Profile:
         key = "fused_kinds_int8" if precision == "int8" and "fused_kinds_int8" in self.estimator else "fused_kinds"
         return frozenset(self.estimator.get(key, ()))
 
+    def float_ops_for(self, precision: str) -> dict[str, int]:
+        """PyTorch op types the profile's runtime runs in float between Q/DQ at ``precision`` → kernels per op
+        (``estimator.float_ops_int8``; empty for other precisions and for profiles without it)."""
+        if precision != "int8":
+            return {}
+        return {k: FLOAT_OPS_INT8[k] for k in self.estimator.get("float_ops_int8", ())}
+
+    def layer_overhead_us_for(self, precision: str) -> float:
+        """Per-kernel dispatch cost at ``precision``: ``estimator.layer_overhead_us_int8`` for int8 when present
+        (an int8 kernel also computes its requantization), else ``estimator.layer_overhead_us``."""
+        if precision == "int8" and "layer_overhead_us_int8" in self.estimator:
+            return float(self.estimator["layer_overhead_us_int8"])
+        return float(self.estimator["layer_overhead_us"])
+
     def peak(self, precision: str) -> float:
         if precision not in self.peak_gops:
             raise ConfigError(
@@ -220,6 +240,9 @@ def parse_profile(data: dict[str, Any], where: str) -> Profile:
         bad = [k for k in data["estimator"].get(key, []) if k not in FUSIBLE_KINDS]
         if bad:
             raise _fail(where, f"estimator.{key} lists {bad}", f"fusible kinds: {', '.join(FUSIBLE_KINDS)}")
+    bad = [k for k in data["estimator"].get("float_ops_int8", []) if k not in FLOAT_OPS_INT8]
+    if bad:
+        raise _fail(where, f"estimator.float_ops_int8 lists {bad}", f"known ops: {', '.join(FLOAT_OPS_INT8)}")
     _check_sources(data, where)
     return Profile(
         name=data["name"],

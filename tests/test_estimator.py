@@ -376,3 +376,111 @@ def test_block_fit_finds_fused_kinds_and_writes_them(tmp_path: Path) -> None:
     assert prof.fused_kinds_for("fp32") == {"add"} and prof.fused_kinds_for("int8") == frozenset()
     adds = [x for x in estimate_model("mobilenet_v2", prof, precision="fp32").layers if x.kind == "add"]
     assert len(adds) == 10 and all(x.ms == 0 for x in adds)
+
+
+def test_squeeze_excite_convs_on_a_1x1_map_are_matrix_vector_products() -> None:
+    """SE's reduce/expand 1×1 convs act on a 1×1 map: GEMVs, costed as fully connected layers (weight-bound)."""
+    v3 = _ops("mobilenet_v3_large")
+    se = [op for op in v3 if ".se.conv" in op.name]
+    assert len(se) == 16 and {op.kind for op in se} == {"linear"}
+    assert {op.kind for op in v3 if op.name.endswith("conv_pw.conv")} == {"pointwise"}
+
+
+def test_float_islands_at_int8_cost_their_traffic_and_kernels() -> None:
+    """Ops the int8 runtime runs in float between Q/DQ (``estimator.float_ops_int8``) never fuse, move their
+    dequantize / float / quantize bytes and pay a dispatch per kernel at the int8 overhead; other precisions and
+    profiles without the key are unchanged."""
+    from edgecnn.bench.roofline import island_bytes
+
+    prof = get_profile("x86-avx512-server")
+    islands = replace(
+        prof,
+        estimator={**prof.estimator, "float_ops_int8": ["Hardsigmoid", "Hardswish"], "layer_overhead_us_int8": 3.0},
+    )
+    base = estimate_model("mobilenet_v3_large", prof, precision="int8")
+    got = estimate_model("mobilenet_v3_large", islands, precision="int8")
+    gates = [x for x in got.layers if x.type == "Hardsigmoid"]
+    assert len(gates) == 8 and all(x.ms > 3 * 3.0e-3 and x.bound == "memory" for x in gates)  # SE gates: unfused
+    assert all(x.ms == 0 for x in base.layers if x.type == "Hardsigmoid")  # fused without the key
+    hs = next(op for op in _ops("mobilenet_v3_large") if op.type == "Hardswish")
+    assert island_bytes(hs, 4) == 21 * hs.out_elems  # 1→4, 4+4, 4→1 bytes per element, then the int8 multiply
+    assert got.total_ms > base.total_ms
+    assert estimate_model("mobilenet_v3_large", islands, precision="fp32").total_ms == pytest.approx(
+        estimate_model("mobilenet_v3_large", prof, precision="fp32").total_ms
+    )
+    assert islands.layer_overhead_us_for("int8") == 3.0
+    assert islands.layer_overhead_us_for("fp32") == float(prof.estimator["layer_overhead_us"])
+
+
+def test_float_ops_schema_rejects_unknown_op(tmp_path: Path) -> None:
+    from importlib import resources
+
+    src = resources.files("edgecnn.profiles").joinpath("x86-avx512-server.toml").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(src.replace("[estimator]", '[estimator]\nfloat_ops_int8 = ["Hardsigmoid", "Conv"]'))
+    with pytest.raises(ConfigError, match=r"estimator\.float_ops_int8 lists \['Conv'\]"):
+        get_profile(str(bad))
+
+
+def test_block_fit_recovers_int8_overhead_and_islands(tmp_path: Path) -> None:
+    """Chains timed by a roofline with float islands and an int8 per-kernel overhead of its own → the int8 fit
+    (memory from the fp32 fit, ``own_overhead``) recovers that overhead, and the profile it writes predicts alike."""
+    from edgecnn.bench.calibrate_blocks import block_suite, fit_blocks
+
+    prior = get_profile("x86-avx512-server")
+    truth_eff = {"pointwise": 0.3, "depthwise": 0.04, "dense": 0.2, "stem": 0.1, "swish": 0.01, "gate": 0.02}
+    est = {**prior.estimator, "layer_overhead_us": 1.0, "model_overhead_us": 0.0}
+    est |= {"layer_overhead_us_int8": 4.0, "float_ops_int8": ["Hardsigmoid", "Hardswish"]}
+    truth = replace(prior, efficiency={**prior.efficiency, **truth_eff}, estimator=est)
+    points = {"fp32": [], "int8": []}
+    for bb in block_suite():
+        with torch.device("meta"):
+            ops = model_ops(bb.build(), bb.res, in_chs=bb.in_chs)
+        for prec in points:
+            points[prec].append((bb.name, ops, estimate_ops(ops, truth, precision=prec).total_ms / 1e3))
+    kw = dict(bandwidth_gbs=prior.bandwidth_gbs, cache_bytes=prior.last_cache_bytes)
+    fp32 = fit_blocks(points["fp32"], 0.0, precision="fp32", peak_gops=prior.peak("fp32"), **kw)
+    assert 0 < fp32.layer_overhead_us <= 2.0  # the fp32 chains barely tell 0.5 from 1 µs apart
+    islands = {"Hardsigmoid": 3, "Hardswish": 4}
+    r8 = fit_blocks(
+        points["int8"],
+        0.0,
+        precision="int8",
+        peak_gops=prior.peak("int8"),
+        memory_from=fp32,
+        fusible=(),
+        float_ops=islands,
+        own_overhead=True,
+        **kw,
+    )
+    assert r8.layer_overhead_us == pytest.approx(4.0, abs=1.0) and r8.median_abs_error < 0.05
+    out = write_profile(
+        tmp_path / "islands.toml",
+        prior,
+        fp32,
+        threads=2,
+        peak_gops=prior.peak("fp32"),
+        cpu="test cpu",
+        points=len(points["fp32"]),
+        contended=False,
+        int8=r8.efficiency,
+        int8_fused=r8.fused,
+        int8_estimator={"float_ops_int8": sorted(islands), "layer_overhead_us_int8": r8.layer_overhead_us},
+    )
+    prof = get_profile(str(out))
+    assert prof.float_ops_for("int8") == islands and prof.layer_overhead_us_for("int8") == r8.layer_overhead_us
+
+
+def test_int8_chains_report_the_ops_onnx_runtime_runs_in_float() -> None:
+    """A hard-swish + SE chain quantized like a bundle: ONNX Runtime runs its HardSigmoids in float between Q/DQ
+    (no integer kernel); its SE pool (GlobalAveragePool) and a ReLU6 chain's ops all run in integers."""
+    from edgecnn.bench.calibrate_blocks import _mbconv_stage, measure_blocks
+
+    found: set[str] = set()
+    suite = [_mbconv_stage("hswish", 8, 16, 16, 2, 3, 2)]
+    measure_blocks(suite, threads=1, precisions=("int8",), warmup=1, iters=2, min_time_s=0.0, float_ops=found)
+    assert found == {"Hardsigmoid", "Hardswish"}
+    found.clear()
+    suite = [_mbconv_stage("relu6", 8, 16, 16, 2, 3, 2)]
+    measure_blocks(suite, threads=1, precisions=("int8",), warmup=1, iters=2, min_time_s=0.0, float_ops=found)
+    assert found == set()

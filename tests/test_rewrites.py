@@ -4,9 +4,9 @@ keeps node names and metadata, and leaves alone what it does not apply to."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
-import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgecnn.exporters.rewrites import global_average_pools, space_to_depth_stem

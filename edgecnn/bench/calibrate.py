@@ -371,9 +371,11 @@ def write_profile(
     factor_models: str = "",
     int8: dict[str, float] | None = None,
     int8_fused: tuple[str, ...] | None = None,
+    int8_estimator: dict[str, Any] | None = None,
     method: str | None = None,
 ) -> Path:
-    """A complete profile TOML (strict schema) whose efficiencies and overheads are the fitted ones."""
+    """A complete profile TOML (strict schema) whose efficiencies and overheads are the fitted ones;
+    ``int8_estimator``: the int8 fit's own ``[estimator]`` keys (``float_ops_int8``, ``layer_overhead_us_int8``)."""
     from edgecnn.profiles.loader import now_iso
 
     def fmt(v: Any) -> str:
@@ -417,6 +419,7 @@ def write_profile(
         "graph_factor": factor,
         **({"fused_kinds": list(result.fused)} if result.fused or int8_fused is not None else {}),
         **({"fused_kinds_int8": list(int8_fused)} if int8_fused is not None else {}),
+        **(int8_estimator or {}),
     }
     lines += ["", "[estimator]", *[f"{k} = {fmt(v)}" for k, v in est.items()]]
     cal = {
@@ -447,8 +450,10 @@ def write_profile(
             if int8
             else {}
         ),
-        "estimator": "fitted here: memory efficiency and per-kernel overhead from the same fit; model overhead = "
-        "measured empty-graph call; graph_factor = measured/predicted geometric mean over calibration.models",
+        "estimator": "fitted here: memory efficiency and per-kernel overhead from the same fit (int8: its own "
+        "per-kernel overhead); model overhead = measured empty-graph call; graph_factor = measured/predicted geometric "
+        "mean over calibration.models; float_ops_int8 = ops the int8 chains ran in float between Q/DQ in ONNX "
+        "Runtime's optimized graphs",
     }
     lines += ["", "[sources]", *[f"{k} = {fmt(v)}" for k, v in src.items()]]
     text = "\n".join(lines) + "\n"

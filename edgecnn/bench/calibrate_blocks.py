@@ -22,17 +22,18 @@ import itertools
 import math
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgecnn.bench.calibrate import Fit, time_graph
-from edgecnn.bench.roofline import Op, memory_time_s, model_ops, weights_resident
+from edgecnn.bench.roofline import Op, island_bytes, memory_time_s, model_ops, weights_resident
 from edgecnn.profiles import FUSIBLE_KINDS, OP_KINDS, OPTIONAL_KINDS
 
 CHAIN_EXTRA = 1  # stride-1 repeats after a stage's first block: stage-like chains, as in the zoo
+OVERHEAD_GRID_US = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)  # per-kernel dispatch cost searched
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -206,6 +207,51 @@ def _quantize(fp32: Path, out: Path, bb: BlockBench) -> None:
     quantize_qdq(pre, out, cfg, batch=1, flavour="onnx")
 
 
+# ONNX op found in float between Q/DQ in an int8 graph → the PyTorch op types it stands for (ONNX Runtime's
+# pre-processing inlines HardSwish as x·HardSigmoid(x), SiLU is exported as x·Sigmoid(x))
+_FLOAT_ONNX_OPS = {
+    "HardSigmoid": ("Hardsigmoid", "Hardswish"),
+    "HardSwish": ("Hardswish",),
+    "Sigmoid": ("Sigmoid", "SiLU"),
+    "ReduceMean": ("AdaptiveAvgPool2d",),
+    "GlobalAveragePool": ("AdaptiveAvgPool2d",),
+}
+
+
+def float_islands(optimized: object) -> set[str]:
+    """PyTorch op types that an int8 graph, as ONNX Runtime optimized it, runs in float: a node reading a
+    DequantizeLinear's output whose result feeds a QuantizeLinear (ONNX Runtime has no integer kernel for it)."""
+    nodes = list(optimized.graph.node)  # type: ignore[attr-defined]
+    made_by = {o: n.op_type for n in nodes for o in n.output}
+    read_by: dict[str, set[str]] = {}
+    for n in nodes:
+        for i in n.input:
+            read_by.setdefault(i, set()).add(n.op_type)
+    out: set[str] = set()
+    for n in nodes:
+        if n.domain not in ("", "ai.onnx") or n.op_type not in _FLOAT_ONNX_OPS:
+            continue
+        if any(made_by.get(i) == "DequantizeLinear" for i in n.input) and "QuantizeLinear" in read_by.get(
+            n.output[0], set()
+        ):
+            out.update(_FLOAT_ONNX_OPS[n.op_type])
+    return out
+
+
+def _optimized(path: Path, threads: int) -> object:
+    """The graph ONNX Runtime runs for the model at ``path`` (its optimizer's output, as ``time_graph`` runs it)."""
+    import onnx
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    so.log_severity_level = 3
+    so.optimized_model_filepath = str(path.with_name(path.stem + "-optimized.onnx"))
+    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return onnx.load(so.optimized_model_filepath)
+
+
 def measure_blocks(
     suite: list[BlockBench],
     *,
@@ -216,8 +262,10 @@ def measure_blocks(
     min_time_s: float = 0.1,
     base_s: float = 0.0,
     progress: Callable[[str], None] | None = None,
+    float_ops: set[str] | None = None,
 ) -> dict[str, list[tuple[str, list[Op], float]]]:
-    """{precision: [(block name, its ops, seconds above the empty call)]} measured here in ONNX Runtime."""
+    """{precision: [(block name, its ops, seconds above the empty call)]} measured here in ONNX Runtime.
+    ``float_ops`` (if given) collects the op types the int8 chains ran in float (:func:`float_islands`)."""
     out: dict[str, list[tuple[str, list[Op], float]]] = {p: [] for p in precisions}
     with tempfile.TemporaryDirectory(prefix="edgecnn-calib-blocks-") as tmp:
         for i, bb in enumerate(suite):
@@ -231,6 +279,8 @@ def measure_blocks(
                 if prec == "int8":
                     path = Path(tmp) / f"b{i}-int8.onnx"
                     _quantize(fp32, path, bb)
+                    if float_ops is not None:
+                        float_ops |= float_islands(_optimized(path, threads))
                 t = time_graph(
                     path.read_bytes(), shape, threads=threads, warmup=warmup, iters=iters, min_time_s=min_time_s
                 )
@@ -250,6 +300,8 @@ def fit_blocks(
     fused_activations: bool = True,
     memory_from: Fit | None = None,
     fusible: tuple[str, ...] = FUSIBLE_KINDS,
+    float_ops: Mapping[str, int] | None = None,
+    own_overhead: bool = False,
     sweeps: int = 4,
 ) -> Fit:
     """Fit the roofline summed over each chain to its measured time (squared log error). For each (memory
@@ -257,11 +309,19 @@ def fit_blocks(
     grid; the best combination wins. A kind no point exercises keeps efficiency 1 (reported, never used). A fusible
     kind (``FUSIBLE_KINDS``) may also come out fused: costing nothing, as when the runtime folds it into its producer.
     ``memory_from``: reuse that fit's memory efficiency, cache bandwidth and overhead (a profile holds one set; the
-    int8 efficiencies are fitted with the fp32 ones)."""
+    int8 efficiencies are fitted with the fp32 ones) — but with ``own_overhead`` fit the per-kernel overhead anew
+    (int8 kernels have their own fixed cost). ``float_ops``: op types the runtime ran in float between Q/DQ → kernels
+    per op; they cost their traffic (:func:`edgecnn.bench.roofline.island_bytes`) and a dispatch per kernel, as in
+    :func:`edgecnn.bench.estimate.estimate_ops`, with no efficiency of their own."""
     effs = np.exp(np.linspace(math.log(0.001), math.log(1.0), 120))
     meas = np.log(np.array([t for _, _, t in points]))
-    # per point: ops that cost time (fused activations cost nothing, as in estimate_ops)
-    costed = [[op for op in ops if not (fused_activations and op.fusable)] for _, ops, _ in points]
+    islands = dict(float_ops or {})
+    # per point: ops that cost time (fused activations cost nothing, as in estimate_ops; float islands never fuse)
+    costed = [
+        [op for op in ops if op.type not in islands and not (fused_activations and op.fusable)] for _, ops, _ in points
+    ]
+    island_ops = [[op for op in ops if op.type in islands] for _, ops, _ in points]
+    island_kernels = np.array([float(sum(islands[op.type] for op in isl)) for isl in island_ops])
     flat = [(p, op) for p, c in enumerate(costed) for op in c]
     idx = np.array([p for p, _ in flat])
     kinds = np.array([op.kind for _, op in flat])
@@ -277,31 +337,29 @@ def fit_blocks(
     mem_grid, cache_grid, ovh_grid = (
         np.exp(np.linspace(math.log(0.05), 0.0, 14)),
         (1.0, 2.0, 4.0, 8.0, 16.0),
-        (0.0, 1.0, 2.0, 4.0, 8.0, 16.0),
+        OVERHEAD_GRID_US,
     )
     l2_grid: tuple[float | None, ...] = (None, 1.5, 2.0, 3.0, 4.0) if l2_bytes > 0 else (None,)
     if memory_from is not None:
-        mem_grid, ovh_grid = [memory_from.memory_efficiency], [memory_from.layer_overhead_us]
+        mem_grid = [memory_from.memory_efficiency]
+        ovh_grid = OVERHEAD_GRID_US if own_overhead else (memory_from.layer_overhead_us,)
         cache_grid = [memory_from.cache_bandwidth_gbs / bandwidth_gbs]
         l2 = memory_from.l2_bandwidth_gbs
         l2_grid = (None if l2 is None else l2 / memory_from.cache_bandwidth_gbs,)
     for mem_eff, cache_mult, l2_mult in itertools.product(mem_grid, cache_grid, l2_grid):
         cache_gbs = bandwidth_gbs * cache_mult
         l2_gbs = None if l2_mult is None else cache_gbs * l2_mult
-        mem = np.array(
-            [
-                memory_time_s(
-                    b,
-                    w,
-                    bandwidth_gbs=bandwidth_gbs,
-                    memory_efficiency=mem_eff,
-                    cache_bytes=cache_bytes,
-                    cache_bandwidth_gbs=cache_gbs,
-                    l2_bytes=l2_bytes,
-                    l2_bandwidth_gbs=l2_gbs,
-                )
-                for b, w in zip(nbytes, dram_w, strict=True)
-            ]
+        memory = dict(
+            bandwidth_gbs=bandwidth_gbs,
+            memory_efficiency=mem_eff,
+            cache_bytes=cache_bytes,
+            cache_bandwidth_gbs=cache_gbs,
+            l2_bytes=l2_bytes,
+            l2_bandwidth_gbs=l2_gbs,
+        )
+        mem = np.array([memory_time_s(b, w, **memory) for b, w in zip(nbytes, dram_w, strict=True)])
+        island_s = np.array(
+            [sum(memory_time_s(island_bytes(op, islands[op.type]), 0.0, **memory) for op in isl) for isl in island_ops]
         )
         # T[k][g, p]: time of point p's kind-k ops at efficiency effs[g]
         table = {}
@@ -316,13 +374,14 @@ def fit_blocks(
                 k: table[k] + np.where(np.arange(len(table[k])) < n_eff, ovh_us * 1e-6, 0.0)[:, None] * count[k]
                 for k in present
             }
+            fixed = island_s + ovh_us * 1e-6 * island_kernels  # float islands: no efficiency to fit
             g = dict.fromkeys(present, n_eff // 2)
             for _ in range(sweeps):
                 for k in present:
-                    rest = sum(tab[j][g[j]] for j in present if j != k)
+                    rest = fixed + sum((tab[j][g[j]] for j in present if j != k), np.zeros(len(points)))
                     err = ((np.log(rest[None, :] + tab[k]) - meas[None, :]) ** 2).sum(axis=1)
                     g[k] = int(err.argmin())
-            pred = sum(tab[k][g[k]] for k in present)
+            pred = fixed + sum((tab[k][g[k]] for k in present), np.zeros(len(points)))
             total = float(((np.log(pred) - meas) ** 2).sum())
             if best is None or total < best[0]:
                 resid = {

@@ -55,14 +55,24 @@ class Op:
         return float(BYTES[precision] * self.weight_elems)
 
 
-def _conv_kind(m) -> str:  # noqa: ANN001  (torch module)
+def _conv_kind(m, out_hw: tuple[int, ...]) -> str:  # noqa: ANN001  (torch module)
     if m.groups == 1 and m.in_channels <= 4 and tuple(m.kernel_size) != (1, 1):
         return "stem"  # a k×k conv on the image: GEMM depth 3·k² — far from the dense ceiling
     if m.groups > 1 and m.groups == m.in_channels:
         return "depthwise"
     if tuple(m.kernel_size) == (1, 1) and m.groups == 1:
-        return "pointwise"
+        # on a 1×1 map (squeeze-excite's reduce/expand convs) a pointwise conv is a matrix-vector product, like a
+        # fully connected layer: bound by reading its weights, not by the GEMM ceiling
+        return "linear" if tuple(out_hw) == (1, 1) else "pointwise"
     return "dense"
+
+
+def island_bytes(op: Op, kernels: int) -> float:
+    """Bytes an int8 runtime moves for an op it runs in float between a DequantizeLinear and a QuantizeLinear:
+    dequantize (1 → 4 bytes per input element), the float op (4 + 4), quantize (4 → 1 per output element), and for
+    a 4-kernel op (x·f(x)) the integer multiply by x (two int8 operands in, one out)."""
+    nbytes = 5.0 * op.in_elems + 4.0 * (op.in_elems + op.out_elems) + 5.0 * op.out_elems
+    return nbytes + (3.0 * op.out_elems if kernels > 3 else 0.0)
 
 
 def model_ops(model, resolution: int, *, batch: int = 1, in_chs: int | None = None) -> list[Op]:  # noqa: ANN001
@@ -92,7 +102,7 @@ def model_ops(model, resolution: int, *, batch: int = 1, in_chs: int | None = No
                 ops.append(
                     Op(
                         name=name,
-                        kind=_conv_kind(m),
+                        kind=_conv_kind(m, tuple(out.shape[-2:])),
                         type=t,
                         macs=macs,
                         elements=numel(out),

@@ -107,7 +107,7 @@ def profile_calibrate_cmd(
     from edgecnn.bench.measure import environment_warnings, usable_cores
     from edgecnn.cli.base import echo_json
     from edgecnn.errors import ConfigError
-    from edgecnn.profiles import get_profile
+    from edgecnn.profiles import FLOAT_OPS_INT8, get_profile
     from edgecnn.runtime.backends import import_sdk
 
     prior = get_profile(base)
@@ -129,7 +129,7 @@ def profile_calibrate_cmd(
     path = Path(out or f"local-{prior.name}.toml")
     say = (lambda m: None) if as_json else (lambda m: click.echo(f"· {m}", err=True))
     warns = environment_warnings(n)
-    int8_effs, int8_err, int8_fused = None, None, None
+    int8_effs, int8_err, int8_fused, int8_extra = None, None, None, {}
     fit_int8_here = int8 and "int8" in prior.precisions
     scale = n / (prior.cores or n)  # the profile's peaks are for all its cores; calibration runs on n
     peak = prior.peak("fp32") * scale
@@ -141,7 +141,10 @@ def profile_calibrate_cmd(
         import_sdk("torch", "torch")
         base_s = empty_call_s(threads=n, iters=iters)
         precs = ("fp32", "int8") if fit_int8_here else ("fp32",)
-        measured = measure_blocks(block_suite(), threads=n, precisions=precs, iters=iters, base_s=base_s, progress=say)
+        islands: set[str] = set()
+        measured = measure_blocks(
+            block_suite(), threads=n, precisions=precs, iters=iters, base_s=base_s, progress=say, float_ops=islands
+        )
         l2 = prior.l2_cache_bytes_for(n)
         common_fit = dict(bandwidth_gbs=prior.bandwidth_gbs, cache_bytes=prior.last_cache_bytes, l2_bytes=l2)
         common_fit["fused_activations"] = prior.estimator["fused_activations"]
@@ -157,9 +160,14 @@ def profile_calibrate_cmd(
                 # ONNX Runtime's QDQ path runs residual adds, SE multiplies and activations as QLinear kernels of
                 # their own: nothing fuses at int8, so the fit may not trade one kind's cost for "fused"
                 fusible=(),
+                # ops it has no integer kernel for run in float between Q/DQ (seen in the chains' optimized graphs)
+                float_ops={k: v for k, v in FLOAT_OPS_INT8.items() if k in islands},
+                own_overhead=True,  # an int8 kernel's fixed cost (requantization set-up) is its own
                 **common_fit,
             )
             int8_effs, int8_err, int8_fused = r8.efficiency, r8.median_abs_error, r8.fused
+            int8_extra = {"float_ops_int8": sorted(islands & set(FLOAT_OPS_INT8))}
+            int8_extra["layer_overhead_us_int8"] = r8.layer_overhead_us
         method = f"onnxruntime block-chain micro-benchmarks ({len(points)} synthetic chains of edgecnn blocks)"
     else:
         base_s, op_points = measure_suite(default_suite(), threads=n, iters=iters, progress=say)
@@ -186,6 +194,7 @@ def profile_calibrate_cmd(
         contended=bool(warns),
         int8=int8_effs,
         int8_fused=int8_fused,
+        int8_estimator=int8_extra,
         method=method,
     )
     write_profile(path, prior, result, **common)

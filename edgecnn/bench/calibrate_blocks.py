@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.bench.calibrate import Fit, time_graph
-from edgecnn.bench.roofline import Op, island_bytes, memory_time_s, model_ops, weights_resident
+from edgecnn.bench.roofline import Op, int8_view, memory_time_s, model_ops, weights_resident
 from edgecnn.profiles import FUSIBLE_KINDS, OP_KINDS, OPTIONAL_KINDS
 
 CHAIN_EXTRA = 1  # stride-1 repeats after a stage's first block: stage-like chains, as in the zoo
@@ -311,28 +311,25 @@ def fit_blocks(
     ``memory_from``: reuse that fit's memory efficiency, cache bandwidth and overhead (a profile holds one set; the
     int8 efficiencies are fitted with the fp32 ones) — but with ``own_overhead`` fit the per-kernel overhead anew
     (int8 kernels have their own fixed cost). ``float_ops``: op types the runtime ran in float between Q/DQ → kernels
-    per op; they cost their traffic (:func:`edgecnn.bench.roofline.island_bytes`) and a dispatch per kernel, as in
-    :func:`edgecnn.bench.estimate.estimate_ops`, with no efficiency of their own."""
+    per op; they are costed as :func:`edgecnn.bench.estimate.estimate_ops` costs them (their kind's efficiency on
+    their passes, their traffic, a dispatch per kernel: :func:`edgecnn.bench.roofline.as_island`)."""
     effs = np.exp(np.linspace(math.log(0.001), math.log(1.0), 120))
     meas = np.log(np.array([t for _, _, t in points]))
-    islands = dict(float_ops or {})
     # per point: ops that cost time (fused activations cost nothing, as in estimate_ops; float islands never fuse)
-    costed = [
-        [op for op in ops if op.type not in islands and not (fused_activations and op.fusable)] for _, ops, _ in points
-    ]
-    island_ops = [[op for op in ops if op.type in islands] for _, ops, _ in points]
-    island_kernels = np.array([float(sum(islands[op.type] for op in isl)) for isl in island_ops])
+    views = [int8_view(ops, dict(float_ops or {})) for _, ops, _ in points]
+    costed = [[op for op in ops if op.island_bytes or not (fused_activations and op.fusable)] for ops in views]
     flat = [(p, op) for p, c in enumerate(costed) for op in c]
     idx = np.array([p for p, _ in flat])
     kinds = np.array([op.kind for _, op in flat])
     work = np.array([op.work() for _, op in flat])
     nbytes = np.array([op.bytes(precision) for _, op in flat])
     # weights from DRAM where the chain's per-inference traffic overflows the last cache (as estimate_ops does)
-    resident = [weights_resident(ops, precision, cache_bytes) for _, ops, _ in points]
+    resident = [weights_resident(ops, precision, cache_bytes) for ops in views]
     dram_w = np.array([0.0 if resident[p] else op.weight_bytes(precision) for p, op in flat])
     present = [k for k in (*OP_KINDS, *OPTIONAL_KINDS) if (kinds == k).any()]
     n_eff = len(effs)  # row n_eff of a fusible kind's table: fused into the op before it (no time, no overhead)
-    count = {k: np.bincount(idx[kinds == k], minlength=len(points)).astype(float) for k in present}
+    nkern = np.array([float(op.kernels) for _, op in flat])  # dispatches per op (a float island pays several)
+    count = {k: np.bincount(idx[kinds == k], weights=nkern[kinds == k], minlength=len(points)) for k in present}
     best: tuple[float, Fit] | None = None
     mem_grid, cache_grid, ovh_grid = (
         np.exp(np.linspace(math.log(0.05), 0.0, 14)),
@@ -358,9 +355,7 @@ def fit_blocks(
             l2_bandwidth_gbs=l2_gbs,
         )
         mem = np.array([memory_time_s(b, w, **memory) for b, w in zip(nbytes, dram_w, strict=True)])
-        island_s = np.array(
-            [sum(memory_time_s(island_bytes(op, islands[op.type]), 0.0, **memory) for op in isl) for isl in island_ops]
-        )
+
         # T[k][g, p]: time of point p's kind-k ops at efficiency effs[g]
         table = {}
         for k in present:
@@ -374,14 +369,13 @@ def fit_blocks(
                 k: table[k] + np.where(np.arange(len(table[k])) < n_eff, ovh_us * 1e-6, 0.0)[:, None] * count[k]
                 for k in present
             }
-            fixed = island_s + ovh_us * 1e-6 * island_kernels  # float islands: no efficiency to fit
             g = dict.fromkeys(present, n_eff // 2)
             for _ in range(sweeps):
                 for k in present:
-                    rest = fixed + sum((tab[j][g[j]] for j in present if j != k), np.zeros(len(points)))
+                    rest = sum((tab[j][g[j]] for j in present if j != k), np.zeros(len(points)))
                     err = ((np.log(rest[None, :] + tab[k]) - meas[None, :]) ** 2).sum(axis=1)
                     g[k] = int(err.argmin())
-            pred = fixed + sum((tab[k][g[k]] for k in present), np.zeros(len(points)))
+            pred = sum((tab[k][g[k]] for k in present), np.zeros(len(points)))
             total = float(((np.log(pred) - meas) ** 2).sum())
             if best is None or total < best[0]:
                 resid = {

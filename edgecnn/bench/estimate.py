@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from edgecnn.bench.roofline import BYTES, Op, island_bytes, memory_time_s, model_ops, op_time_s, weights_resident
+from edgecnn.bench.roofline import BYTES, Op, int8_view, model_ops, op_time_s, weights_resident
 from edgecnn.errors import ConfigError
 from edgecnn.profiles import Profile
 
@@ -62,7 +62,7 @@ def estimate_ops(
     """Sum roofline times over ``ops`` on ``profile`` (activations that fuse cost nothing when the profile fuses, and
     so do ops of the kinds the profile lists as fused at ``precision``). An op the profile's runtime runs in float
     between Q/DQ at ``precision`` (``estimator.float_ops_int8``) never fuses: it costs its dequantize / float op /
-    quantize traffic (:func:`edgecnn.bench.roofline.island_bytes`) and a dispatch per kernel."""
+    quantize passes and traffic and a dispatch per kernel (:func:`edgecnn.bench.roofline.as_island`)."""
     if precision not in profile.precisions:
         raise ConfigError(
             f"profile {profile.name!r} does not run {precision}",
@@ -72,7 +72,6 @@ def estimate_ops(
     peak = profile.peak(precision)
     resident = weights_resident(ops, precision, profile.last_cache_bytes)
     fused_kinds = profile.fused_kinds_for(precision)
-    islands = profile.float_ops_for(precision)
     overhead_s = profile.layer_overhead_us_for(precision) * 1e-6
     memory = dict(
         bandwidth_gbs=profile.bandwidth_gbs,
@@ -82,18 +81,10 @@ def estimate_ops(
         l2_bytes=profile.l2_cache_bytes,
         l2_bandwidth_gbs=est.get("l2_bandwidth_gbs"),
     )
+    ops = int8_view(ops, profile.float_ops_for(precision))
     layers = []
     for op in ops:
-        if op.type in islands:
-            nbytes = island_bytes(op, islands[op.type])
-            t = memory_time_s(nbytes, 0.0, **memory) + islands[op.type] * overhead_s
-            layers.append(
-                LayerEstimate(
-                    name=op.name, kind=op.kind, type=op.type, ms=t * 1e3, bound="memory", gops=0, mbytes=nbytes / 1e6
-                )
-            )
-            continue
-        if (op.fusable and est["fused_activations"]) or op.kind in fused_kinds:
+        if not op.island_bytes and ((op.fusable and est["fused_activations"]) or op.kind in fused_kinds):
             layers.append(
                 LayerEstimate(name=op.name, kind=op.kind, type=op.type, ms=0.0, bound="fused", gops=0, mbytes=0)
             )

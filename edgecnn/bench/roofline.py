@@ -20,7 +20,7 @@ edgecnn targets (ORT ``ConvActivationFusion``, OpenVINO, TensorRT), other activa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 FUSABLE = ("ReLU", "ReLU6", "Hardsigmoid", "Sigmoid")
@@ -43,12 +43,16 @@ class Op:
     out_elems: int
     weight_elems: int
     fusable: bool = False  # an activation that fuses into the preceding conv
+    kernels: int = 1  # kernels the runtime launches for it (each pays the per-kernel overhead)
+    island_bytes: float = 0.0  # run in float between Q/DQ at int8 (see as_island): its bytes, whatever the precision
 
     def work(self) -> float:
         """Operations: 2 per MAC for conv/linear, 1 per element otherwise."""
         return 2.0 * self.macs if self.macs else float(self.elements)
 
     def bytes(self, precision: str) -> float:
+        if self.island_bytes:
+            return self.island_bytes
         return float(BYTES[precision] * (self.in_elems + self.out_elems + self.weight_elems))
 
     def weight_bytes(self, precision: str) -> float:
@@ -67,12 +71,22 @@ def _conv_kind(m, out_hw: tuple[int, ...]) -> str:  # noqa: ANN001  (torch modul
     return "dense"
 
 
-def island_bytes(op: Op, kernels: int) -> float:
-    """Bytes an int8 runtime moves for an op it runs in float between a DequantizeLinear and a QuantizeLinear:
-    dequantize (1 → 4 bytes per input element), the float op (4 + 4), quantize (4 → 1 per output element), and for
-    a 4-kernel op (x·f(x)) the integer multiply by x (two int8 operands in, one out)."""
+def as_island(op: Op, kernels: int) -> Op:
+    """``op`` as an int8 runtime runs it when it has no integer kernel for it: in float between a DequantizeLinear
+    and a QuantizeLinear. ``kernels`` passes (dequantize, the float op, quantize, and for a 4-kernel op — x·f(x) —
+    the integer multiply by x), one element-pass of work each, never fused; bytes: dequantize 1 → 4 per input
+    element, the float op 4 + 4, quantize 4 → 1 per output element, the multiply two int8 operands in and one out.
+    ONNX Runtime's element-wise kernels are far from the memory roof (a dequantize of 14×14×200 takes ~9 µs), so the
+    work term at the op kind's int8 efficiency is what calibration fits."""
+    passes = 2 * op.in_elems + op.out_elems + (op.out_elems if kernels > 3 else 0)
     nbytes = 5.0 * op.in_elems + 4.0 * (op.in_elems + op.out_elems) + 5.0 * op.out_elems
-    return nbytes + (3.0 * op.out_elems if kernels > 3 else 0.0)
+    nbytes += 3.0 * op.out_elems if kernels > 3 else 0.0
+    return replace(op, macs=0, elements=passes, weight_elems=0, fusable=False, kernels=kernels, island_bytes=nbytes)
+
+
+def int8_view(ops: list[Op], float_ops: dict[str, int]) -> list[Op]:
+    """The op list as an int8 runtime runs it: the op types in ``float_ops`` (type → kernels) as float islands."""
+    return [as_island(op, float_ops[op.type]) if op.type in float_ops else op for op in ops]
 
 
 def model_ops(model, resolution: int, *, batch: int = 1, in_chs: int | None = None) -> list[Op]:  # noqa: ANN001
@@ -237,7 +251,7 @@ def op_time_s(
         l2_bytes=l2_bytes,
         l2_bandwidth_gbs=l2_bandwidth_gbs,
     )
-    return max(compute, memory) + overhead_s, "compute" if compute >= memory else "memory"
+    return max(compute, memory) + overhead_s * op.kernels, "compute" if compute >= memory else "memory"
 
 
 def weights_resident(ops: list[Op], precision: str, cache_bytes: float) -> bool:

@@ -316,8 +316,9 @@ def fit_blocks(
     effs = np.exp(np.linspace(math.log(0.001), math.log(1.0), 120))
     meas = np.log(np.array([t for _, _, t in points]))
     # per point: ops that cost time (fused activations cost nothing, as in estimate_ops; float islands never fuse)
-    views = [int8_view(ops, dict(float_ops or {})) for _, ops, _ in points]
-    costed = [[op for op in ops if op.island_bytes or not (fused_activations and op.fusable)] for ops in views]
+    islands = dict(float_ops or {})
+    views = [int8_view(ops, islands) for _, ops, _ in points]  # an island is never fusable (as_island)
+    costed = [[op for op in ops if not (fused_activations and op.fusable)] for ops in views]
     flat = [(p, op) for p, c in enumerate(costed) for op in c]
     idx = np.array([p for p, _ in flat])
     kinds = np.array([op.kind for _, op in flat])
@@ -355,7 +356,6 @@ def fit_blocks(
             l2_bandwidth_gbs=l2_gbs,
         )
         mem = np.array([memory_time_s(b, w, **memory) for b, w in zip(nbytes, dram_w, strict=True)])
-
         # T[k][g, p]: time of point p's kind-k ops at efficiency effs[g]
         table = {}
         for k in present:

@@ -57,6 +57,8 @@ _TOP: dict[str, tuple[Any, bool]] = {
     "caches": (dict, True),
     "efficiency": (dict, True),
     "efficiency_int8": (dict, False),
+    "element_ns": (dict, False),
+    "element_ns_int8": (dict, False),
     "estimator": (dict, True),
     "sources": (dict, True),
     "notes": (str, False),
@@ -68,6 +70,10 @@ _SECTIONS: dict[str, dict[str, tuple[Any, bool]]] = {
     "caches": {"l1d_kib": (_NUM, False), "l2_kib": (_NUM, False), "l3_kib": (_NUM, False), "sram_kib": (_NUM, False)},
     "efficiency": {**{k: (_NUM, True) for k in OP_KINDS}, **{k: (_NUM, False) for k in OPTIONAL_KINDS}},
     "efficiency_int8": {k: (_NUM, False) for k in (*OP_KINDS, *OPTIONAL_KINDS)},
+    # a fixed cost per output element on top of the compute roof (requantization, activation, store): what makes a
+    # conv with few channels per output slower per MAC than a wide one; calibration fits it per kind
+    "element_ns": {k: (_NUM, False) for k in (*OP_KINDS, *OPTIONAL_KINDS)},
+    "element_ns_int8": {k: (_NUM, False) for k in (*OP_KINDS, *OPTIONAL_KINDS)},
     "estimator": {
         "memory_efficiency": (_NUM, True),
         "layer_overhead_us": (_NUM, True),
@@ -95,7 +101,16 @@ _SECTIONS: dict[str, dict[str, tuple[Any, bool]]] = {
         "models": (str, False),
     },
 }
-_SOURCED = ("peak_gops", "memory", "caches", "efficiency", "efficiency_int8", "estimator")
+_SOURCED = (
+    "peak_gops",
+    "memory",
+    "caches",
+    "efficiency",
+    "efficiency_int8",
+    "element_ns",
+    "element_ns_int8",
+    "estimator",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,6 +130,8 @@ class Profile:
     estimator: dict[str, Any]
     sources: dict[str, str]
     efficiency_int8: dict[str, float] = field(default_factory=dict)
+    element_ns: dict[str, float] = field(default_factory=dict)
+    element_ns_int8: dict[str, float] = field(default_factory=dict)
     cores: int | None = None
     clock_ghz: float | None = None
     notes: str = ""
@@ -147,6 +164,12 @@ class Profile:
         if kind in self.efficiency:
             return self.efficiency[kind]
         return self.efficiency_for(precision, OPTIONAL_KINDS[kind])
+
+    def element_ns_for(self, precision: str, kind: str) -> float:
+        """Nanoseconds per output element the op kind pays on top of its compute roof at ``precision``
+        (``element_ns_int8`` for int8 when the profile has that table, else ``element_ns``); 0 when not listed."""
+        table = self.element_ns_int8 if precision == "int8" and self.element_ns_int8 else self.element_ns
+        return float(table.get(kind, 0.0))
 
     def fused_kinds_for(self, precision: str) -> frozenset[str]:
         """Op kinds the profile's runtime fuses into the op before them at ``precision`` (they cost nothing):
@@ -256,6 +279,8 @@ def parse_profile(data: dict[str, Any], where: str) -> Profile:
         caches={k: float(v) for k, v in data["caches"].items()},
         efficiency={k: float(v) for k, v in data["efficiency"].items()},
         efficiency_int8={k: float(v) for k, v in data.get("efficiency_int8", {}).items()},
+        element_ns={k: float(v) for k, v in data.get("element_ns", {}).items()},
+        element_ns_int8={k: float(v) for k, v in data.get("element_ns_int8", {}).items()},
         estimator=dict(data["estimator"]),
         sources=dict(data["sources"]),
         cores=data.get("cores"),

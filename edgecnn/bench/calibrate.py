@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +255,7 @@ class Fit:
     residuals: dict[str, float]
     l2_bandwidth_gbs: float | None = None
     fused: tuple[str, ...] = ()  # fusible kinds the fit found free (folded into their producer by the runtime)
+    element_ns: dict[str, float] = field(default_factory=dict)  # per kind: ns per output element (0: not fitted)
 
 
 def _memory_s(
@@ -373,6 +374,7 @@ def write_profile(
     int8_fused: tuple[str, ...] | None = None,
     int8_estimator: dict[str, Any] | None = None,
     method: str | None = None,
+    int8_element_ns: dict[str, float] | None = None,
 ) -> Path:
     """A complete profile TOML (strict schema) whose efficiencies and overheads are the fitted ones;
     ``int8_estimator``: the int8 fit's own ``[estimator]`` keys (``float_ops_int8``, ``layer_overhead_us_int8``)."""
@@ -408,6 +410,10 @@ def write_profile(
     lines += ["", "[efficiency]", *[f"{k} = {fmt(v)}" for k, v in result.efficiency.items()]]
     if int8:
         lines += ["", "[efficiency_int8]", *[f"{k} = {fmt(v)}" for k, v in int8.items()]]
+    if result.element_ns:
+        lines += ["", "[element_ns]", *[f"{k} = {fmt(v)}" for k, v in result.element_ns.items()]]
+    if int8_element_ns:
+        lines += ["", "[element_ns_int8]", *[f"{k} = {fmt(v)}" for k, v in int8_element_ns.items()]]
     est = {
         "memory_efficiency": result.memory_efficiency,
         "cache_bandwidth_gbs": result.cache_bandwidth_gbs,
@@ -450,6 +456,12 @@ def write_profile(
             if int8
             else {}
         ),
+        **(
+            {"element_ns": "fitted here, with the efficiencies: each kind's cost per output element"}
+            if result.element_ns
+            else {}
+        ),
+        **({"element_ns_int8": "fitted here, with the int8 efficiencies"} if int8_element_ns else {}),
         "estimator": "fitted here: memory efficiency and per-kernel overhead from the same fit (int8: its own "
         "per-kernel overhead); model overhead = measured empty-graph call; graph_factor = measured/predicted geometric "
         "mean over calibration.models; float_ops_int8 = ops the int8 chains ran in float between Q/DQ in ONNX "

@@ -29,11 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.bench.calibrate import Fit, time_graph
+from edgecnn.bench.kernel_kinds import OTHER, KindTimes, kind_times
 from edgecnn.bench.roofline import Op, int8_view, memory_time_s, model_ops, weights_resident
 from edgecnn.profiles import FUSIBLE_KINDS, OP_KINDS, OPTIONAL_KINDS
 
 CHAIN_EXTRA = 1  # stride-1 repeats after a stage's first block: stage-like chains, as in the zoo
 OVERHEAD_GRID_US = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)  # per-kernel dispatch cost searched
+ELEMENT_NS_GRID = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.45, 0.7, 1.0, 1.5, 2.5)  # per-output-element cost searched
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -263,11 +265,18 @@ def measure_blocks(
     base_s: float = 0.0,
     progress: Callable[[str], None] | None = None,
     float_ops: set[str] | None = None,
+    kinds: dict[str, list[KindTimes]] | None = None,
+    rounds: int = 1,
 ) -> dict[str, list[tuple[str, list[Op], float]]]:
     """{precision: [(block name, its ops, seconds above the empty call)]} measured here in ONNX Runtime.
-    ``float_ops`` (if given) collects the op types the int8 chains ran in float (:func:`float_islands`)."""
+    ``float_ops`` (if given) collects the op types the int8 chains ran in float (:func:`float_islands`);
+    ``kinds`` (if given) gets, per precision and chain, its profiled kernel seconds and counts per op kind
+    (:func:`edgecnn.bench.kernel_kinds.kind_times`) — what :func:`fit_blocks` fits each kind to. ``rounds``: every
+    chain is timed once per round, the rounds interleaved over the whole suite, and the median kept (a host whose
+    speed drifts over minutes then shifts all chains alike instead of the ones it happened to time slow)."""
     out: dict[str, list[tuple[str, list[Op], float]]] = {p: [] for p in precisions}
     with tempfile.TemporaryDirectory(prefix="edgecnn-calib-blocks-") as tmp:
+        graphs: list[tuple[str, str, list[Op], Path, tuple[int, ...]]] = []
         for i, bb in enumerate(suite):
             if progress:
                 progress(f"[block {i + 1}/{len(suite)}] {bb.name}")
@@ -281,10 +290,20 @@ def measure_blocks(
                     _quantize(fp32, path, bb)
                     if float_ops is not None:
                         float_ops |= float_islands(_optimized(path, threads))
-                t = time_graph(
-                    path.read_bytes(), shape, threads=threads, warmup=warmup, iters=iters, min_time_s=min_time_s
+                graphs.append((prec, bb.name, ops, path, shape))
+                if kinds is not None:
+                    kinds.setdefault(prec, []).append(kind_times(path, shape, threads=threads))
+        times: list[list[float]] = [[] for _ in graphs]
+        for r in range(max(1, rounds)):
+            if progress and rounds > 1:
+                progress(f"[timing round {r + 1}/{rounds}]")
+            for j, (_, _, _, path, shape) in enumerate(graphs):
+                blob = path.read_bytes()
+                times[j].append(
+                    time_graph(blob, shape, threads=threads, warmup=warmup, iters=iters, min_time_s=min_time_s)
                 )
-                out[prec].append((bb.name, ops, max(t - base_s, 1e-7)))
+        for (prec, name, ops, _, _), ts in zip(graphs, times, strict=True):
+            out[prec].append((name, ops, max(float(np.median(ts)) - base_s, 1e-7)))
     return out
 
 
@@ -302,6 +321,7 @@ def fit_blocks(
     fusible: tuple[str, ...] = FUSIBLE_KINDS,
     float_ops: Mapping[str, int] | None = None,
     own_overhead: bool = False,
+    kinds: list[KindTimes] | None = None,
     sweeps: int = 4,
 ) -> Fit:
     """Fit the roofline summed over each chain to its measured time (squared log error). For each (memory
@@ -312,8 +332,18 @@ def fit_blocks(
     int8 efficiencies are fitted with the fp32 ones) — but with ``own_overhead`` fit the per-kernel overhead anew
     (int8 kernels have their own fixed cost). ``float_ops``: op types the runtime ran in float between Q/DQ → kernels
     per op; they are costed as :func:`edgecnn.bench.estimate.estimate_ops` costs them (their kind's efficiency on
-    their passes, their traffic, a dispatch per kernel: :func:`edgecnn.bench.roofline.as_island`)."""
-    effs = np.exp(np.linspace(math.log(0.001), math.log(1.0), 120))
+    their passes, their traffic, a dispatch per kernel: :func:`edgecnn.bench.roofline.as_island`).
+
+    ``kinds`` (per point, its profiled kernel seconds and counts per op kind, :func:`measure_blocks`): each kind is
+    fitted to its own measured share of every chain — the chain's time split by kernel time, the part no kernel
+    explains (dispatch gaps, layout transposes) spread by kernel count — and a fusible kind that runs no kernel of
+    its own in most chains that hold it is fused. Without ``kinds`` only the chain totals constrain the kinds (kinds
+    that always occur together, such as an SE block's pool, gate and activation, can then trade cost)."""
+    # rows of a kind's table: (efficiency, ns per output element) pairs, efficiency-major; the per-element cost is
+    # only identifiable from per-kind times, so without ``kinds`` it stays 0
+    elem_grid = ELEMENT_NS_GRID if kinds is not None else (0.0,)
+    effs = np.repeat(np.exp(np.linspace(math.log(0.001), math.log(1.0), 120)), len(elem_grid))
+    elems = np.tile(np.array(elem_grid), len(effs) // len(elem_grid))
     meas = np.log(np.array([t for _, _, t in points]))
     # per point: ops that cost time (fused activations cost nothing, as in estimate_ops; float islands never fuse)
     islands = dict(float_ops or {})
@@ -321,16 +351,18 @@ def fit_blocks(
     costed = [[op for op in ops if not (fused_activations and op.fusable)] for ops in views]
     flat = [(p, op) for p, c in enumerate(costed) for op in c]
     idx = np.array([p for p, _ in flat])
-    kinds = np.array([op.kind for _, op in flat])
+    op_kinds = np.array([op.kind for _, op in flat])
     work = np.array([op.work() for _, op in flat])
+    outs = np.array([float(op.out_elems) for _, op in flat])
     nbytes = np.array([op.bytes(precision) for _, op in flat])
     # weights from DRAM where the chain's per-inference traffic overflows the last cache (as estimate_ops does)
     resident = [weights_resident(ops, precision, cache_bytes) for ops in views]
     dram_w = np.array([0.0 if resident[p] else op.weight_bytes(precision) for p, op in flat])
-    present = [k for k in (*OP_KINDS, *OPTIONAL_KINDS) if (kinds == k).any()]
+    present = [k for k in (*OP_KINDS, *OPTIONAL_KINDS) if (op_kinds == k).any()]
     n_eff = len(effs)  # row n_eff of a fusible kind's table: fused into the op before it (no time, no overhead)
     nkern = np.array([float(op.kernels) for _, op in flat])  # dispatches per op (a float island pays several)
-    count = {k: np.bincount(idx[kinds == k], weights=nkern[kinds == k], minlength=len(points)) for k in present}
+    count = {k: np.bincount(idx[op_kinds == k], weights=nkern[op_kinds == k], minlength=len(points)) for k in present}
+    shares = _kind_shares(kinds, np.exp(meas), present) if kinds is not None else None
     best: tuple[float, Fit] | None = None
     mem_grid, cache_grid, ovh_grid = (
         np.exp(np.linspace(math.log(0.05), 0.0, 14)),
@@ -359,24 +391,32 @@ def fit_blocks(
         # T[k][g, p]: time of point p's kind-k ops at efficiency effs[g]
         table = {}
         for k in present:
-            sel = kinds == k
-            t_ops = np.maximum(work[sel][None, :] / (peak_gops * 1e9 * effs[:, None]), mem[sel][None, :])
+            sel = op_kinds == k
+            compute = (
+                work[sel][None, :] / (peak_gops * 1e9 * effs[:, None]) + outs[sel][None, :] * elems[:, None] * 1e-9
+            )
+            t_ops = np.maximum(compute, mem[sel][None, :])
+            onehot = np.zeros((int(sel.sum()), len(points)))
+            onehot[np.arange(int(sel.sum())), idx[sel]] = 1.0
             m = np.zeros((n_eff + (k in fusible), len(points)))
-            np.add.at(m[:n_eff].T, idx[sel], t_ops.T)
+            m[:n_eff] = t_ops @ onehot
             table[k] = m
         for ovh_us in ovh_grid:
             tab = {
                 k: table[k] + np.where(np.arange(len(table[k])) < n_eff, ovh_us * 1e-6, 0.0)[:, None] * count[k]
                 for k in present
             }
-            g = dict.fromkeys(present, n_eff // 2)
-            for _ in range(sweeps):
-                for k in present:
+            g = dict.fromkeys(present, (n_eff // 2) - (n_eff // 2) % len(elem_grid))
+            free, kind_err = list(present), 0.0
+            if shares is not None:
+                g, free, kind_err = _fit_kinds(tab, shares, present, n_eff, fusible)
+            for _ in range(sweeps if free else 0):
+                for k in free:
                     rest = sum((tab[j][g[j]] for j in present if j != k), np.zeros(len(points)))
                     err = ((np.log(rest[None, :] + tab[k]) - meas[None, :]) ** 2).sum(axis=1)
                     g[k] = int(err.argmin())
             pred = sum((tab[k][g[k]] for k in present), np.zeros(len(points)))
-            total = float(((np.log(pred) - meas) ** 2).sum())
+            total = float(((np.log(pred) - meas) ** 2).sum()) + kind_err
             if best is None or total < best[0]:
                 resid = {
                     name: float(p / math.exp(m) - 1) for (name, _, _), p, m in zip(points, pred, meas, strict=True)
@@ -389,6 +429,9 @@ def fit_blocks(
                             **{k: float(effs[g[k]]) for k in OPTIONAL_KINDS if k in g and g[k] < n_eff},
                         },
                         fused=tuple(k for k in present if g[k] == n_eff),
+                        element_ns=(
+                            {k: float(elems[g[k]]) for k in present if g[k] < n_eff} if kinds is not None else {}
+                        ),
                         memory_efficiency=float(mem_eff),
                         cache_bandwidth_gbs=float(cache_gbs),
                         l2_bandwidth_gbs=None if l2_gbs is None else float(l2_gbs),
@@ -400,3 +443,46 @@ def fit_blocks(
                 )
     assert best is not None
     return best[1]
+
+
+def _kind_shares(measured: list[KindTimes], totals: np.ndarray, present: list[str]) -> dict[str, np.ndarray]:
+    """{kind: its seconds in each chain}: the chain's time (above the empty call) split by profiled kernel time;
+    what no classified kernel explains (dispatch gaps, ``other`` kernels) spread over the kinds by kernel count. A
+    profile slower in sum than the unprofiled chain (profiling's own cost) is scaled down instead."""
+    out = {k: np.zeros(len(totals)) for k in present}
+    for p, ((secs, counts), total) in enumerate(zip(measured, totals, strict=True)):
+        known = {k: v for k, v in secs.items() if k != OTHER and k in out}
+        ksum, nk = sum(known.values()), sum(counts.get(k, 0) for k in known)
+        if ksum <= 0:
+            continue
+        spread = total - ksum
+        for k, v in known.items():
+            out[k][p] = v + spread * counts.get(k, 0) / nk if spread >= 0 and nk else v * total / ksum
+    return out
+
+
+def _fit_kinds(
+    tab: dict[str, np.ndarray], shares: dict[str, np.ndarray], present: list[str], n_eff: int, fusible: tuple[str, ...]
+) -> tuple[dict[str, int], list[str], float]:
+    """Per kind, the efficiency row whose per-chain times best match the kind's measured shares (squared log
+    error); a fusible kind whose chains mostly run no kernel of it → the fused row. → (rows, kinds no chain
+    measured — left to the totals' fit, summed error)."""
+    g: dict[str, int] = {}
+    free: list[str] = []
+    err_sum = 0.0
+    for k in present:
+        t = tab[k][:n_eff]
+        held = t[0] > 0  # chains that hold ops of this kind (every row costs them something)
+        m = shares[k]
+        if k in fusible and held.any() and (m[held] <= 0).mean() > 0.5:
+            g[k] = n_eff
+            continue
+        sel = held & (m > 0)
+        if not sel.any():
+            g[k] = n_eff // 2
+            free.append(k)
+            continue
+        err = ((np.log(t[:, sel]) - np.log(m[sel])[None, :]) ** 2).sum(axis=1)
+        g[k] = int(err.argmin())
+        err_sum += float(err[g[k]])
+    return g, free, err_sum

@@ -93,6 +93,7 @@ def estimate_ops(
             op,
             peak_gops=peak,
             efficiency=profile.efficiency_for(precision, op.kind),
+            element_ns=profile.element_ns_for(precision, op.kind),
             precision=precision,
             overhead_s=overhead_s,
             weights_resident=resident,

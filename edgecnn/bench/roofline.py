@@ -1,8 +1,8 @@
 """A model as a list of costed ops, and the roofline time of one op on a profile.
 
 Roofline (Williams, Waterman & Patterson, "Roofline: an insightful visual performance model", CACM 2009): an op
-takes at least ``ops / (peak × efficiency[kind])`` and at least ``bytes / (bandwidth × memory_efficiency)``; the
-larger bound wins, plus a fixed per-kernel dispatch cost. Op kinds follow the ceilings that differ most on real
+takes at least ``ops / (peak × efficiency[kind])`` (+ a calibrated cost per output element) and at least
+``bytes / (bandwidth × memory_efficiency)``; the larger bound wins, plus a fixed per-kernel dispatch cost. Op kinds follow the ceilings that differ most on real
 hardware: dense k×k conv, pointwise 1×1 conv, depthwise conv (MobileNets' separable split: Howard et al. 2017 §3.1
 — few MACs per byte, so memory-bound), pooling, elementwise (activations that do not fuse, residual adds, SE
 multiplies, padding), and linear (fully connected: weight-bandwidth-bound at batch 1). Four elementwise ops that
@@ -156,7 +156,9 @@ def model_ops(model, resolution: int, *, batch: int = 1, in_chs: int | None = No
                 ops.append(
                     Op(
                         name=name,
-                        kind=ACTIVATION_KINDS.get(t, "elementwise"),
+                        # the SE gate's activation (on a 1×1 map) is part of the gate: where it does not fuse it is
+                        # one more tiny kernel of the squeeze-excite, not an element-wise pass over a feature map
+                        kind="gate" if id(m) in se_gates else ACTIVATION_KINDS.get(t, "elementwise"),
                         type=t,
                         macs=0,
                         elements=0 if t in PADS else numel(out),  # padding is a copy: no arithmetic, memory roof only
@@ -196,6 +198,7 @@ def model_ops(model, resolution: int, *, batch: int = 1, in_chs: int | None = No
 
         return fn
 
+    se_gates = {id(m.gate) for m in model.modules() if isinstance(m, SqueezeExcite)}
     for name, m in model.named_modules():
         handles.append(m.register_forward_hook(hook(name)))
     param = next(model.parameters(), None)
@@ -234,13 +237,16 @@ def op_time_s(
     l2_bytes: float = 0.0,
     l2_bandwidth_gbs: float | None = None,
     weights_resident: bool = True,
+    element_ns: float = 0.0,
 ) -> tuple[float, str]:
     """Roofline time of one op and which roof binds ("compute" or "memory"). An op whose bytes fit in the cores'
     L2 streams at ``l2_bandwidth_gbs``, else one that fits in the last cache level at ``cache_bandwidth_gbs``
     (repeated inference keeps weights and activations hot there), else at DRAM ``bandwidth_gbs``.
     ``weights_resident=False`` (a model whose per-inference traffic overflows the last cache level, see
-    :func:`weights_resident`): the weights come from DRAM every inference, the activations as above."""
-    compute = op.work() / (peak_gops * 1e9 * efficiency)
+    :func:`weights_resident`): the weights come from DRAM every inference, the activations as above.
+    ``element_ns``: a fixed cost per output element on the compute side (requantize, activate, store) — why a conv
+    with few input channels per output runs fewer MACs per second than a wide one."""
+    compute = op.work() / (peak_gops * 1e9 * efficiency) + op.out_elems * element_ns * 1e-9
     memory = memory_time_s(
         op.bytes(precision),
         0.0 if weights_resident else op.weight_bytes(precision),

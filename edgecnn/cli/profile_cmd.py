@@ -86,6 +86,13 @@ def profile_predict_cmd(
     help="blocks: synthetic chains of edgecnn blocks exported like bundles (needs torch); ops: single-op ONNX "
     "graphs (torch-free, less faithful: lone ops pay layout reorders a model does not).",
 )
+@click.option(
+    "--rounds",
+    type=int,
+    default=3,
+    show_default=True,
+    help="blocks suite: time every chain this many times, interleaved over the suite, and keep the median.",
+)
 @click.option("--out", type=click.Path(dir_okay=False), help="Profile file to write (default local-<base>.toml).")
 @click.option("--json", "as_json", is_flag=True, help="Print the fit and every micro-benchmark as JSON.")
 def profile_calibrate_cmd(
@@ -96,6 +103,7 @@ def profile_calibrate_cmd(
     resolution: int,
     int8: bool,
     suite: str,
+    rounds: int,
     out: str | None,
     as_json: bool,
 ) -> None:
@@ -113,8 +121,8 @@ def profile_calibrate_cmd(
     prior = get_profile(base)
     if prior.kind != "cpu" or "fp32" not in prior.precisions:
         raise ConfigError(f"calibrate runs on this CPU: --base must be a CPU profile with fp32, not {prior.name!r}")
-    if iters < 1 or (threads is not None and threads < 1):
-        raise ConfigError("--iters and --threads must be >= 1")
+    if iters < 1 or rounds < 1 or (threads is not None and threads < 1):
+        raise ConfigError("--iters, --rounds and --threads must be >= 1")
     names = [m for m in models.split(",") if m]
     if names:
         from edgecnn.models import get_model_entry
@@ -130,6 +138,7 @@ def profile_calibrate_cmd(
     say = (lambda m: None) if as_json else (lambda m: click.echo(f"· {m}", err=True))
     warns = environment_warnings(n)
     int8_effs, int8_err, int8_fused, int8_extra = None, None, None, {}
+    int8_elem: dict[str, float] | None = None
     fit_int8_here = int8 and "int8" in prior.precisions
     scale = n / (prior.cores or n)  # the profile's peaks are for all its cores; calibration runs on n
     peak = prior.peak("fp32") * scale
@@ -142,13 +151,24 @@ def profile_calibrate_cmd(
         base_s = empty_call_s(threads=n, iters=iters)
         precs = ("fp32", "int8") if fit_int8_here else ("fp32",)
         islands: set[str] = set()
+        per_kind: dict = {}  # per precision and chain: profiled kernel time per op kind (each kind fitted to its own)
         measured = measure_blocks(
-            block_suite(), threads=n, precisions=precs, iters=iters, base_s=base_s, progress=say, float_ops=islands
+            block_suite(),
+            threads=n,
+            precisions=precs,
+            iters=iters,
+            base_s=base_s,
+            progress=say,
+            float_ops=islands,
+            kinds=per_kind,
+            rounds=rounds,
         )
         l2 = prior.l2_cache_bytes_for(n)
         common_fit = dict(bandwidth_gbs=prior.bandwidth_gbs, cache_bytes=prior.last_cache_bytes, l2_bytes=l2)
         common_fit["fused_activations"] = prior.estimator["fused_activations"]
-        result = fit_blocks(measured["fp32"], base_s, precision="fp32", peak_gops=peak, **common_fit)
+        result = fit_blocks(
+            measured["fp32"], base_s, precision="fp32", peak_gops=peak, kinds=per_kind["fp32"], **common_fit
+        )
         points = [(name, t) for name, _, t in measured["fp32"]]
         if fit_int8_here:
             r8 = fit_blocks(
@@ -157,18 +177,20 @@ def profile_calibrate_cmd(
                 precision="int8",
                 peak_gops=peak8,
                 memory_from=result,
-                # ONNX Runtime's QDQ path runs residual adds, SE multiplies and activations as QLinear kernels of
-                # their own: nothing fuses at int8, so the fit may not trade one kind's cost for "fused"
-                fusible=(),
+                kinds=per_kind["int8"],  # a kind is fused only where the int8 chains run no kernel of it
                 # ops it has no integer kernel for run in float between Q/DQ (seen in the chains' optimized graphs)
                 float_ops={k: v for k, v in FLOAT_OPS_INT8.items() if k in islands},
                 own_overhead=True,  # an int8 kernel's fixed cost (requantization set-up) is its own
                 **common_fit,
             )
             int8_effs, int8_err, int8_fused = r8.efficiency, r8.median_abs_error, r8.fused
+            int8_elem = r8.element_ns
             int8_extra = {"float_ops_int8": sorted(islands & set(FLOAT_OPS_INT8))}
             int8_extra["layer_overhead_us_int8"] = r8.layer_overhead_us
-        method = f"onnxruntime block-chain micro-benchmarks ({len(points)} synthetic chains of edgecnn blocks)"
+        method = (
+            f"onnxruntime block-chain micro-benchmarks ({len(points)} synthetic chains of edgecnn blocks; kernels "
+            "profiled and each op kind fitted to its own share)"
+        )
     else:
         base_s, op_points = measure_suite(default_suite(), threads=n, iters=iters, progress=say)
         result = fit(op_points, base_s, peak_gops=peak, bandwidth_gbs=prior.bandwidth_gbs, prior=prior)
@@ -195,6 +217,7 @@ def profile_calibrate_cmd(
         int8=int8_effs,
         int8_fused=int8_fused,
         int8_estimator=int8_extra,
+        int8_element_ns=int8_elem,
         method=method,
     )
     write_profile(path, prior, result, **common)

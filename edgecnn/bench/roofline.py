@@ -1,16 +1,17 @@
 """A model as a list of costed ops, and the roofline time of one op on a profile.
 
 Roofline (Williams, Waterman & Patterson, "Roofline: an insightful visual performance model", CACM 2009): an op
-takes at least ``ops / (peak × efficiency[kind])`` (+ a calibrated cost per output element) and at least
-``bytes / (bandwidth × memory_efficiency)``; the larger bound wins, plus a fixed per-kernel dispatch cost. Op kinds follow the ceilings that differ most on real
-hardware: dense k×k conv, pointwise 1×1 conv, depthwise conv (MobileNets' separable split: Howard et al. 2017 §3.1
-— few MACs per byte, so memory-bound), pooling, elementwise (activations that do not fuse, residual adds, SE
-multiplies, padding), and linear (fully connected: weight-bandwidth-bound at batch 1). Four elementwise ops that
-runtimes treat very differently get optional kinds of their own, which fall back to ``elementwise`` on a profile
-without them: ``swish`` (SiLU/GELU: a transcendental per element; ONNX Runtime runs it as a separate QuickGelu pass),
-``hardswish`` (piecewise linear; fuses into the conv on most runtimes at fp32), ``add`` (the residual add; ONNX
-Runtime's NCHWc conv absorbs it at fp32) and ``gate`` (the SE channel multiply: a broadcast, and on ONNX Runtime two
-layout reorders around it). A calibrated profile fits each, or marks it fused (costing nothing) at a precision.
+takes at least ``ops / (peak × efficiency[kind])`` (+ a calibrated cost per output element) and at least ``bytes /
+(bandwidth × memory_efficiency)``; the larger bound wins, plus a fixed per-kernel dispatch cost. Op kinds follow the
+ceilings that differ most on real hardware: dense k×k conv, pointwise 1×1 conv, depthwise conv (MobileNets'
+separable split: Howard et al. 2017 §3.1 — few MACs per byte, so memory-bound), pooling, elementwise (activations
+that do not fuse, residual adds, SE multiplies, padding), and linear (fully connected: weight-bandwidth-bound at
+batch 1). Four elementwise ops that runtimes treat very differently get optional kinds of their own, which fall back
+to ``elementwise`` on a profile without them: ``swish`` (SiLU/GELU: a transcendental per element; ONNX Runtime runs
+it as a separate QuickGelu pass), ``hardswish`` (piecewise linear; fuses into the conv on most runtimes at fp32),
+``add`` (the residual add; ONNX Runtime's NCHWc conv absorbs it at fp32) and ``gate`` (the SE channel multiply: a
+broadcast, and on ONNX Runtime two layout reorders around it). A calibrated profile fits each, or marks it fused
+(costing nothing) at a precision.
 
 The ops come from the same forward-hook walk as :mod:`edgecnn.analysis.static` (meta device, no weights), plus the
 functional ops that analysis does not count: the residual add of inverted residuals and the SE multiply. BN is

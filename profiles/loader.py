@@ -87,6 +87,9 @@ _SECTIONS: dict[str, dict[str, tuple[Any, bool]]] = {
         "fused_kinds_int8": (list, False),
         "float_ops_int8": (list, False),
         "layer_overhead_us_int8": (_NUM, False),
+        # the epilogue pass a conv pays per element of an activation fused into it (ns); calibration fits it
+        "fused_activation_ns": (_NUM, False),
+        "fused_activation_ns_int8": (_NUM, False),
     },
     "calibration": {
         "base": (str, True),
@@ -170,6 +173,13 @@ class Profile:
         (``element_ns_int8`` for int8 when the profile has that table, else ``element_ns``); 0 when not listed."""
         table = self.element_ns_int8 if precision == "int8" and self.element_ns_int8 else self.element_ns
         return float(table.get(kind, 0.0))
+
+    def fused_activation_ns_for(self, precision: str) -> float:
+        """ns per element of an activation fused into its conv: ``estimator.fused_activation_ns_int8`` for int8
+        when present, else ``estimator.fused_activation_ns``; 0 (fused activations are free) when absent."""
+        if precision == "int8" and "fused_activation_ns_int8" in self.estimator:
+            return float(self.estimator["fused_activation_ns_int8"])
+        return float(self.estimator.get("fused_activation_ns", 0.0))
 
     def fused_kinds_for(self, precision: str) -> frozenset[str]:
         """Op kinds the profile's runtime fuses into the op before them at ``precision`` (they cost nothing):

@@ -256,6 +256,7 @@ class Fit:
     l2_bandwidth_gbs: float | None = None
     fused: tuple[str, ...] = ()  # fusible kinds the fit found free (folded into their producer by the runtime)
     element_ns: dict[str, float] = field(default_factory=dict)  # per kind: ns per output element (0: not fitted)
+    fused_activation_ns: float = 0.0  # per element of an activation fused into its conv
 
 
 def _memory_s(
@@ -423,6 +424,7 @@ def write_profile(
         "error_band": max(0.2, 2 * result.median_abs_error),
         "fused_activations": prior.estimator["fused_activations"],
         "graph_factor": factor,
+        **({"fused_activation_ns": result.fused_activation_ns} if result.fused_activation_ns else {}),
         **({"fused_kinds": list(result.fused)} if result.fused or int8_fused is not None else {}),
         **({"fused_kinds_int8": list(int8_fused)} if int8_fused is not None else {}),
         **(int8_estimator or {}),

@@ -30,11 +30,12 @@ import numpy as np
 
 from edgecnn.bench.calibrate import Fit, time_graph
 from edgecnn.bench.kernel_kinds import OTHER, KindTimes, kind_times
-from edgecnn.bench.roofline import Op, int8_view, memory_time_s, model_ops, weights_resident
+from edgecnn.bench.roofline import Op, fold_activations, int8_view, memory_time_s, model_ops, weights_resident
 from edgecnn.profiles import FUSIBLE_KINDS, OP_KINDS, OPTIONAL_KINDS
 
 CHAIN_EXTRA = 1  # stride-1 repeats after a stage's first block: stage-like chains, as in the zoo
 OVERHEAD_GRID_US = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)  # per-kernel dispatch cost searched
+ACTIVATION_NS_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.45)  # per element of a fused activation, searched
 ELEMENT_NS_GRID = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.45, 0.7, 1.0, 1.5, 2.5)  # per-output-element cost searched
 
 
@@ -272,8 +273,9 @@ def measure_blocks(
     ``float_ops`` (if given) collects the op types the int8 chains ran in float (:func:`float_islands`);
     ``kinds`` (if given) gets, per precision and chain, its profiled kernel seconds and counts per op kind
     (:func:`edgecnn.bench.kernel_kinds.kind_times`) — what :func:`fit_blocks` fits each kind to. ``rounds``: every
-    chain is timed once per round, the rounds interleaved over the whole suite, and the median kept (a host whose
-    speed drifts over minutes then shifts all chains alike instead of the ones it happened to time slow)."""
+    chain is timed once per round (the p50 of its calls), the rounds interleaved over the whole suite, and the
+    fastest round kept: a shared host that slows down for minutes at a time (another tenant on the core) then
+    leaves no chain timed only in its slow spell — the fit describes the machine unloaded, as `timeit` reasons."""
     out: dict[str, list[tuple[str, list[Op], float]]] = {p: [] for p in precisions}
     with tempfile.TemporaryDirectory(prefix="edgecnn-calib-blocks-") as tmp:
         graphs: list[tuple[str, str, list[Op], Path, tuple[int, ...]]] = []
@@ -303,7 +305,7 @@ def measure_blocks(
                     time_graph(blob, shape, threads=threads, warmup=warmup, iters=iters, min_time_s=min_time_s)
                 )
         for (prec, name, ops, _, _), ts in zip(graphs, times, strict=True):
-            out[prec].append((name, ops, max(float(np.median(ts)) - base_s, 1e-7)))
+            out[prec].append((name, ops, max(min(ts) - base_s, 1e-7)))
     return out
 
 
@@ -348,12 +350,14 @@ def fit_blocks(
     # per point: ops that cost time (fused activations cost nothing, as in estimate_ops; float islands never fuse)
     islands = dict(float_ops or {})
     views = [int8_view(ops, islands) for _, ops, _ in points]  # an island is never fusable (as_island)
-    costed = [[op for op in ops if not (fused_activations and op.fusable)] for ops in views]
+    costed = [fold_activations(ops) if fused_activations else ops for ops in views]
     flat = [(p, op) for p, c in enumerate(costed) for op in c]
     idx = np.array([p for p, _ in flat])
     op_kinds = np.array([op.kind for _, op in flat])
     work = np.array([op.work() for _, op in flat])
     outs = np.array([float(op.out_elems) for _, op in flat])
+    acts = np.array([float(op.act_elems) for _, op in flat])
+    act_grid = ACTIVATION_NS_GRID if kinds is not None and fused_activations and acts.any() else (0.0,)
     nbytes = np.array([op.bytes(precision) for _, op in flat])
     # weights from DRAM where the chain's per-inference traffic overflows the last cache (as estimate_ops does)
     resident = [weights_resident(ops, precision, cache_bytes) for ops in views]
@@ -376,7 +380,7 @@ def fit_blocks(
         cache_grid = [memory_from.cache_bandwidth_gbs / bandwidth_gbs]
         l2 = memory_from.l2_bandwidth_gbs
         l2_grid = (None if l2 is None else l2 / memory_from.cache_bandwidth_gbs,)
-    for mem_eff, cache_mult, l2_mult in itertools.product(mem_grid, cache_grid, l2_grid):
+    for mem_eff, cache_mult, l2_mult, act_ns in itertools.product(mem_grid, cache_grid, l2_grid, act_grid):
         cache_gbs = bandwidth_gbs * cache_mult
         l2_gbs = None if l2_mult is None else cache_gbs * l2_mult
         memory = dict(
@@ -393,7 +397,8 @@ def fit_blocks(
         for k in present:
             sel = op_kinds == k
             compute = (
-                work[sel][None, :] / (peak_gops * 1e9 * effs[:, None]) + outs[sel][None, :] * elems[:, None] * 1e-9
+                work[sel][None, :] / (peak_gops * 1e9 * effs[:, None])
+                + (outs[sel][None, :] * elems[:, None] + acts[sel][None, :] * act_ns) * 1e-9
             )
             t_ops = np.maximum(compute, mem[sel][None, :])
             onehot = np.zeros((int(sel.sum()), len(points)))
@@ -436,6 +441,7 @@ def fit_blocks(
                         cache_bandwidth_gbs=float(cache_gbs),
                         l2_bandwidth_gbs=None if l2_gbs is None else float(l2_gbs),
                         layer_overhead_us=float(ovh_us),
+                        fused_activation_ns=float(act_ns),
                         model_overhead_us=base_s * 1e6,
                         median_abs_error=float(np.median(np.abs(list(resid.values())))),
                         residuals=resid,

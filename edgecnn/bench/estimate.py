@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from edgecnn.bench.roofline import BYTES, Op, int8_view, model_ops, op_time_s, weights_resident
+from edgecnn.bench.roofline import BYTES, FUSABLE, Op, int8_view, model_ops, op_time_s, weights_resident
 from edgecnn.errors import ConfigError
 from edgecnn.profiles import Profile
 
@@ -82,8 +82,19 @@ def estimate_ops(
         l2_bandwidth_gbs=est.get("l2_bandwidth_gbs"),
     )
     ops = int8_view(ops, profile.float_ops_for(precision))
+    act_ns = profile.fused_activation_ns_for(precision)
+    # a fused activation costs its producer an epilogue pass (roofline.fold_activations): its elements, per producer
+    acts: dict[int, int] = {}
+    last = None
+    for i, op in enumerate(ops):
+        if not (op.fusable and est["fused_activations"]):
+            last = i
+        elif op.type in FUSABLE and last is not None:
+            acts[last] = acts.get(last, 0) + op.out_elems
     layers = []
-    for op in ops:
+    for i, op in enumerate(ops):
+        if i in acts:
+            op = replace(op, act_elems=acts[i])
         if not op.island_bytes and ((op.fusable and est["fused_activations"]) or op.kind in fused_kinds):
             layers.append(
                 LayerEstimate(name=op.name, kind=op.kind, type=op.type, ms=0.0, bound="fused", gops=0, mbytes=0)
@@ -94,6 +105,7 @@ def estimate_ops(
             peak_gops=peak,
             efficiency=profile.efficiency_for(precision, op.kind),
             element_ns=profile.element_ns_for(precision, op.kind),
+            activation_ns=act_ns,
             precision=precision,
             overhead_s=overhead_s,
             weights_resident=resident,

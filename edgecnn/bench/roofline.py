@@ -46,6 +46,7 @@ class Op:
     fusable: bool = False  # an activation that fuses into the preceding conv
     kernels: int = 1  # kernels the runtime launches for it (each pays the per-kernel overhead)
     island_bytes: float = 0.0  # run in float between Q/DQ at int8 (see as_island): its bytes, whatever the precision
+    act_elems: int = 0  # elements of activations fused into this op's epilogue (see fold_activations)
 
     def work(self) -> float:
         """Operations: 2 per MAC for conv/linear, 1 per element otherwise."""
@@ -83,6 +84,20 @@ def as_island(op: Op, kernels: int) -> Op:
     nbytes = 5.0 * op.in_elems + 4.0 * (op.in_elems + op.out_elems) + 5.0 * op.out_elems
     nbytes += 3.0 * op.out_elems if kernels > 3 else 0.0
     return replace(op, macs=0, elements=passes, weight_elems=0, fusable=False, kernels=kernels, island_bytes=nbytes)
+
+
+def fold_activations(ops: list[Op]) -> list[Op]:
+    """The ops a runtime that fuses activations runs: fused ones (``fusable``: ReLU-like activations, SE gates, and
+    padding folded into the next conv's pads) leave the list, and an activation's elements are added to the
+    ``act_elems`` of the op before it — the epilogue pass over the output that the producing conv then pays
+    (priced per element: ``estimator.fused_activation_ns``)."""
+    out: list[Op] = []
+    for op in ops:
+        if not op.fusable:
+            out.append(op)
+        elif op.type in FUSABLE and out:
+            out[-1] = replace(out[-1], act_elems=out[-1].act_elems + op.out_elems)
+    return out
 
 
 def int8_view(ops: list[Op], float_ops: dict[str, int]) -> list[Op]:
@@ -239,6 +254,7 @@ def op_time_s(
     l2_bandwidth_gbs: float | None = None,
     weights_resident: bool = True,
     element_ns: float = 0.0,
+    activation_ns: float = 0.0,
 ) -> tuple[float, str]:
     """Roofline time of one op and which roof binds ("compute" or "memory"). An op whose bytes fit in the cores'
     L2 streams at ``l2_bandwidth_gbs``, else one that fits in the last cache level at ``cache_bandwidth_gbs``
@@ -246,8 +262,10 @@ def op_time_s(
     ``weights_resident=False`` (a model whose per-inference traffic overflows the last cache level, see
     :func:`weights_resident`): the weights come from DRAM every inference, the activations as above.
     ``element_ns``: a fixed cost per output element on the compute side (requantize, activate, store) — why a conv
-    with few input channels per output runs fewer MACs per second than a wide one."""
-    compute = op.work() / (peak_gops * 1e9 * efficiency) + op.out_elems * element_ns * 1e-9
+    with few input channels per output runs fewer MACs per second than a wide one. ``activation_ns``: per element
+    of the activations fused into the op (``op.act_elems``)."""
+    compute = op.work() / (peak_gops * 1e9 * efficiency)
+    compute += (op.out_elems * element_ns + op.act_elems * activation_ns) * 1e-9
     memory = memory_time_s(
         op.bytes(precision),
         0.0 if weights_resident else op.weight_bytes(precision),

@@ -91,7 +91,7 @@ def profile_predict_cmd(
     type=int,
     default=3,
     show_default=True,
-    help="blocks suite: time every chain this many times, interleaved over the suite, and keep the median.",
+    help="blocks suite: time every chain this many times, interleaved over the suite, and keep the fastest round.",
 )
 @click.option("--out", type=click.Path(dir_okay=False), help="Profile file to write (default local-<base>.toml).")
 @click.option("--json", "as_json", is_flag=True, help="Print the fit and every micro-benchmark as JSON.")
@@ -187,6 +187,7 @@ def profile_calibrate_cmd(
             int8_elem = r8.element_ns
             int8_extra = {"float_ops_int8": sorted(islands & set(FLOAT_OPS_INT8))}
             int8_extra["layer_overhead_us_int8"] = r8.layer_overhead_us
+            int8_extra["fused_activation_ns_int8"] = r8.fused_activation_ns
         method = (
             f"onnxruntime block-chain micro-benchmarks ({len(points)} synthetic chains of edgecnn blocks; kernels "
             "profiled and each op kind fitted to its own share)"

@@ -486,3 +486,36 @@ def test_int8_chains_report_the_ops_onnx_runtime_runs_in_float() -> None:
     suite = [_mbconv_stage("relu6", 8, 16, 16, 2, 3, 2)]
     measure_blocks(suite, threads=1, precisions=("int8",), warmup=1, iters=2, min_time_s=0.0, float_ops=found)
     assert found == set()
+
+
+def test_fused_activation_costs_its_producer_an_epilogue_pass() -> None:
+    """An activation that fuses into its conv stays listed as fused, and its elements are priced on the conv at
+    ``estimator.fused_activation_ns`` (a conv + ReLU6 runs a pass over its output the bare conv does not)."""
+    from edgecnn.bench.roofline import FUSABLE, fold_activations
+
+    ops = _ops("mobilenet_v2")
+    folded = fold_activations(ops)
+    act_elems = sum(op.out_elems for op in ops if op.fusable and op.type in FUSABLE)
+    assert act_elems > 0 and not any(op.fusable for op in folded)
+    assert sum(op.act_elems for op in folded) == act_elems
+    prof = get_profile("x86-avx512-server")
+    base = estimate_ops(ops, prof, precision="fp32")
+    priced = replace(prof, estimator={**prof.estimator, "fused_activation_ns": 0.2})
+    est = estimate_ops(ops, priced, precision="fp32")
+    assert all(x.bound == "fused" and x.ms == 0 for x in est.layers if x.type == "ReLU6")
+    extra_ms = est.total_ms - base.total_ms
+    assert 0 < extra_ms <= act_elems * 0.2e-6 * (1 + 1e-9)  # memory-bound convs may hide part of it
+    assert priced.fused_activation_ns_for("int8") == 0.2 and prof.fused_activation_ns_for("fp32") == 0.0
+
+
+def test_element_cost_adds_per_output_element_on_the_compute_roof() -> None:
+    """``element_ns`` prices each output element of a kind on top of its compute roof; int8 reads its own table."""
+    prof = get_profile("x86-avx512-server")
+    op = max((op for op in _ops("mobilenet_v2") if op.kind == "pointwise"), key=lambda op: op.macs)
+    slow = replace(prof, element_ns={"pointwise": 1.0}, element_ns_int8={"pointwise": 3.0})
+    for precision, ns in (("fp32", 1.0), ("int8", 3.0)):
+        a = estimate_ops([op], prof, precision=precision).layers[0]
+        b = estimate_ops([op], slow, precision=precision).layers[0]
+        assert a.bound == b.bound == "compute"
+        assert b.ms - a.ms == pytest.approx(op.out_elems * ns * 1e-6)
+    assert slow.element_ns_for("int8", "depthwise") == 0.0  # the int8 table wins; a kind it lacks pays nothing

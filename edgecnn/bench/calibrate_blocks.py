@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.bench.calibrate import Fit, time_graph
-from edgecnn.bench.kernel_kinds import OTHER, KindTimes, kind_times
+from edgecnn.bench.kernel_kinds import KindTimes, kind_times
 from edgecnn.bench.roofline import Op, fold_activations, int8_view, memory_time_s, model_ops, weights_resident
 from edgecnn.profiles import FUSIBLE_KINDS, OP_KINDS, OPTIONAL_KINDS
 
@@ -367,6 +367,9 @@ def fit_blocks(
     nkern = np.array([float(op.kernels) for _, op in flat])  # dispatches per op (a float island pays several)
     count = {k: np.bincount(idx[op_kinds == k], weights=nkern[op_kinds == k], minlength=len(points)) for k in present}
     shares = _kind_shares(kinds, np.exp(meas), present) if kinds is not None else None
+    if shares is not None:  # the chains' totals without their boundary kernels (see _kind_shares)
+        inner = sum(shares.values(), np.zeros(len(points)))
+        meas = np.where(inner > 0, np.log(np.maximum(inner, 1e-9)), meas)
     best: tuple[float, Fit] | None = None
     mem_grid, cache_grid, ovh_grid = (
         np.exp(np.linspace(math.log(0.05), 0.0, 14)),
@@ -452,18 +455,18 @@ def fit_blocks(
 
 
 def _kind_shares(measured: list[KindTimes], totals: np.ndarray, present: list[str]) -> dict[str, np.ndarray]:
-    """{kind: its seconds in each chain}: the chain's time (above the empty call) split by profiled kernel time;
-    what no classified kernel explains (dispatch gaps, ``other`` kernels) spread over the kinds by kernel count. A
-    profile slower in sum than the unprofiled chain (profiling's own cost) is scaled down instead."""
+    """{kind: its seconds in each chain}: the chain's (unprofiled) time above the empty call, split in proportion to
+    the kinds' profiled kernel time. Only the proportions are taken from the profile: a profiled run and a timed
+    run minutes apart on a shared host differ by ±20 % or more in total, and the profiler adds its own cost per
+    kernel, so the profile's absolute sums (or the gap between them and the timed run) would be noise. The
+    ``other`` kernels' share is dropped: in a chain they are its boundaries (quantizing / re-laying-out a whole
+    feature map at the input, the same at the output), which a model pays once, on the image and the logits."""
     out = {k: np.zeros(len(totals)) for k in present}
-    for p, ((secs, counts), total) in enumerate(zip(measured, totals, strict=True)):
-        known = {k: v for k, v in secs.items() if k != OTHER and k in out}
-        ksum, nk = sum(known.values()), sum(counts.get(k, 0) for k in known)
-        if ksum <= 0:
-            continue
-        spread = total - ksum
-        for k, v in known.items():
-            out[k][p] = v + spread * counts.get(k, 0) / nk if spread >= 0 and nk else v * total / ksum
+    for p, ((secs, _), total) in enumerate(zip(measured, totals, strict=True)):
+        ksum = sum(secs.values())
+        for k, v in secs.items():
+            if k in out and ksum > 0:
+                out[k][p] = v * total / ksum
     return out
 
 

@@ -89,7 +89,7 @@ def profile_predict_cmd(
 @click.option(
     "--rounds",
     type=int,
-    default=3,
+    default=5,
     show_default=True,
     help="blocks suite: time every chain this many times, interleaved over the suite, and keep the fastest round.",
 )

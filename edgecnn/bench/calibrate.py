@@ -467,7 +467,8 @@ def write_profile(
         "estimator": "fitted here: memory efficiency and per-kernel overhead from the same fit (int8: its own "
         "per-kernel overhead); model overhead = measured empty-graph call; graph_factor = measured/predicted geometric "
         "mean over calibration.models; float_ops_int8 = ops the int8 chains ran in float between Q/DQ in ONNX "
-        "Runtime's optimized graphs",
+        "Runtime's optimized graphs; fused_activation_ns = per element of an activation fused into its conv, fitted "
+        "with the rest; fused_kinds = kinds whose chains ran no kernel of their own (profiled)",
     }
     lines += ["", "[sources]", *[f"{k} = {fmt(v)}" for k, v in src.items()]]
     text = "\n".join(lines) + "\n"

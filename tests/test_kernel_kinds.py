@@ -204,3 +204,23 @@ def test_totals_only_fit_leaves_element_costs_unfitted() -> None:
         points.append((bb.name, ops, estimate_ops(ops, prior, precision="fp32").total_ms / 1e3))
     kw = dict(bandwidth_gbs=prior.bandwidth_gbs, cache_bytes=prior.last_cache_bytes, peak_gops=prior.peak("fp32"))
     assert fit_blocks(points, 0.0, precision="fp32", **kw).element_ns == {}
+
+
+def test_profiler_inflation_is_measured_and_removed_from_kernel_times(tmp_path) -> None:  # noqa: ANN001
+    """ORT's profiler records every kernel event µs longer than the kernel runs; the measured inflation is
+    positive, a few µs (not a model's worth), and kind_times takes it off each event (never below a tenth)."""
+    from edgecnn.bench import kernel_kinds
+
+    inflation = kernel_kinds.profiler_inflation_s(1)
+    assert 0 < inflation < 50e-6
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_graph().SerializeToString())
+    kernel_kinds._INFLATION[1] = 0.0  # as if the profiler cost nothing: the raw recorded times
+    try:
+        raw, counts = kind_times(path, (1, 3, 16, 16), threads=1, warmup=1, runs=5)
+        kernel_kinds._INFLATION[1] = 1.0  # more than any kernel here takes: each keeps a tenth of its time
+        floor, _ = kind_times(path, (1, 3, 16, 16), threads=1, warmup=1, runs=5)
+    finally:
+        kernel_kinds._INFLATION.pop(1, None)
+    assert sum(floor.values()) < 0.5 * sum(raw.values())  # a tenth of a second run that may be slower
+    assert set(counts) == set(raw)

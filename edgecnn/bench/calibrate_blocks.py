@@ -337,10 +337,11 @@ def fit_blocks(
     their passes, their traffic, a dispatch per kernel: :func:`edgecnn.bench.roofline.as_island`).
 
     ``kinds`` (per point, its profiled kernel seconds and counts per op kind, :func:`measure_blocks`): each kind is
-    fitted to its own measured share of every chain — the chain's time split by kernel time, the part no kernel
-    explains (dispatch gaps, layout transposes) spread by kernel count — and a fusible kind that runs no kernel of
-    its own in most chains that hold it is fused. Without ``kinds`` only the chain totals constrain the kinds (kinds
-    that always occur together, such as an SE block's pool, gate and activation, can then trade cost)."""
+    fitted to its own measured share of every chain (the chain's time split in proportion to the kinds' profiled
+    kernel time, :func:`_kind_shares`), with a cost per output element beside its efficiency, and a fusible kind
+    that runs no kernel of its own in most chains that hold it is fused. Without ``kinds`` only the chain totals
+    constrain the kinds (kinds that always occur together, such as an SE block's pool, gate and activation, can then
+    trade cost)."""
     # rows of a kind's table: (efficiency, ns per output element) pairs, efficiency-major; the per-element cost is
     # only identifiable from per-kind times, so without ``kinds`` it stays 0
     elem_grid = ELEMENT_NS_GRID if kinds is not None else (0.0,)
@@ -414,10 +415,11 @@ def fit_blocks(
                 k: table[k] + np.where(np.arange(len(table[k])) < n_eff, ovh_us * 1e-6, 0.0)[:, None] * count[k]
                 for k in present
             }
-            g = dict.fromkeys(present, (n_eff // 2) - (n_eff // 2) % len(elem_grid))
+            start = (n_eff // 2) - (n_eff // 2) % len(elem_grid)  # mid-grid efficiency, no per-element cost
+            g = dict.fromkeys(present, start)
             free, kind_err = list(present), 0.0
             if shares is not None:
-                g, free, kind_err = _fit_kinds(tab, shares, present, n_eff, fusible)
+                g, free, kind_err = _fit_kinds(tab, shares, present, n_eff, fusible, start)
             for _ in range(sweeps if free else 0):
                 for k in free:
                     rest = sum((tab[j][g[j]] for j in present if j != k), np.zeros(len(points)))
@@ -471,7 +473,12 @@ def _kind_shares(measured: list[KindTimes], totals: np.ndarray, present: list[st
 
 
 def _fit_kinds(
-    tab: dict[str, np.ndarray], shares: dict[str, np.ndarray], present: list[str], n_eff: int, fusible: tuple[str, ...]
+    tab: dict[str, np.ndarray],
+    shares: dict[str, np.ndarray],
+    present: list[str],
+    n_eff: int,
+    fusible: tuple[str, ...],
+    start: int,
 ) -> tuple[dict[str, int], list[str], float]:
     """Per kind, the efficiency row whose per-chain times best match the kind's measured shares (squared log
     error); a fusible kind whose chains mostly run no kernel of it → the fused row. → (rows, kinds no chain
@@ -488,7 +495,7 @@ def _fit_kinds(
             continue
         sel = held & (m > 0)
         if not sel.any():
-            g[k] = n_eff // 2
+            g[k] = start
             free.append(k)
             continue
         err = ((np.log(t[:, sel]) - np.log(m[sel])[None, :]) ** 2).sum(axis=1)

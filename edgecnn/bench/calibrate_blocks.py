@@ -278,7 +278,7 @@ def measure_blocks(
     leaves no chain timed only in its slow spell — the fit describes the machine unloaded, as `timeit` reasons."""
     out: dict[str, list[tuple[str, list[Op], float]]] = {p: [] for p in precisions}
     with tempfile.TemporaryDirectory(prefix="edgecnn-calib-blocks-") as tmp:
-        graphs: list[tuple[str, str, list[Op], Path, tuple[int, ...]]] = []
+        graphs: list[tuple[str, str, list[Op], bytes, tuple[int, ...]]] = []
         for i, bb in enumerate(suite):
             if progress:
                 progress(f"[block {i + 1}/{len(suite)}] {bb.name}")
@@ -292,15 +292,14 @@ def measure_blocks(
                     _quantize(fp32, path, bb)
                     if float_ops is not None:
                         float_ops |= float_islands(_optimized(path, threads))
-                graphs.append((prec, bb.name, ops, path, shape))
+                graphs.append((prec, bb.name, ops, path.read_bytes(), shape))
                 if kinds is not None:
                     kinds.setdefault(prec, []).append(kind_times(path, shape, threads=threads))
         times: list[list[float]] = [[] for _ in graphs]
         for r in range(max(1, rounds)):
             if progress and rounds > 1:
                 progress(f"[timing round {r + 1}/{rounds}]")
-            for j, (_, _, _, path, shape) in enumerate(graphs):
-                blob = path.read_bytes()
+            for j, (_, _, _, blob, shape) in enumerate(graphs):
                 times[j].append(
                     time_graph(blob, shape, threads=threads, warmup=warmup, iters=iters, min_time_s=min_time_s)
                 )
@@ -367,6 +366,14 @@ def fit_blocks(
     n_eff = len(effs)  # row n_eff of a fusible kind's table: fused into the op before it (no time, no overhead)
     nkern = np.array([float(op.kernels) for _, op in flat])  # dispatches per op (a float island pays several)
     count = {k: np.bincount(idx[op_kinds == k], weights=nkern[op_kinds == k], minlength=len(points)) for k in present}
+    # per kind, what no grid parameter but the activation cost changes: its ops' compute time on every
+    # (efficiency, per-element cost) row, and which chain each op belongs to
+    sels = {k: op_kinds == k for k in present}
+    base = {
+        k: work[s][None, :] / (peak_gops * 1e9 * effs[:, None]) + outs[s][None, :] * elems[:, None] * 1e-9
+        for k, s in sels.items()
+    }
+    onehot = {k: np.eye(len(points))[idx[s]] for k, s in sels.items()}
     shares = _kind_shares(kinds, np.exp(meas), present) if kinds is not None else None
     if shares is not None:  # the chains' totals without their boundary kernels (see _kind_shares)
         inner = sum(shares.values(), np.zeros(len(points)))
@@ -398,17 +405,10 @@ def fit_blocks(
         mem = np.array([memory_time_s(b, w, **memory) for b, w in zip(nbytes, dram_w, strict=True)])
         # T[k][g, p]: time of point p's kind-k ops at efficiency effs[g]
         table = {}
-        for k in present:
-            sel = op_kinds == k
-            compute = (
-                work[sel][None, :] / (peak_gops * 1e9 * effs[:, None])
-                + (outs[sel][None, :] * elems[:, None] + acts[sel][None, :] * act_ns) * 1e-9
-            )
-            t_ops = np.maximum(compute, mem[sel][None, :])
-            onehot = np.zeros((int(sel.sum()), len(points)))
-            onehot[np.arange(int(sel.sum())), idx[sel]] = 1.0
+        for k, sel in sels.items():
+            t_ops = np.maximum(base[k] + acts[sel][None, :] * act_ns * 1e-9, mem[sel][None, :])
             m = np.zeros((n_eff + (k in fusible), len(points)))
-            m[:n_eff] = t_ops @ onehot
+            m[:n_eff] = t_ops @ onehot[k]
             table[k] = m
         for ovh_us in ovh_grid:
             tab = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from edgecnn.bench.roofline import BYTES, FUSABLE, Op, int8_view, model_ops, op_time_s, weights_resident
+from edgecnn.bench.roofline import BYTES, Op, fused_epilogues, int8_view, model_ops, op_time_s, weights_resident
 from edgecnn.errors import ConfigError
 from edgecnn.profiles import Profile
 
@@ -83,14 +83,8 @@ def estimate_ops(
     )
     ops = int8_view(ops, profile.float_ops_for(precision))
     act_ns = profile.fused_activation_ns_for(precision)
-    # a fused activation costs its producer an epilogue pass (roofline.fold_activations): its elements, per producer
-    acts: dict[int, int] = {}
-    last = None
-    for i, op in enumerate(ops):
-        if not (op.fusable and est["fused_activations"]):
-            last = i
-        elif op.type in FUSABLE and last is not None:
-            acts[last] = acts.get(last, 0) + op.out_elems
+    # a fused activation costs its producer an epilogue pass (roofline.fold_activations); it stays listed as fused
+    acts = fused_epilogues(ops) if est["fused_activations"] else {}
     layers = []
     for i, op in enumerate(ops):
         if i in acts:

@@ -51,6 +51,7 @@ _SIGMOID = {"Sigmoid", "QLinearSigmoid"}
 _SWISH = {"QuickGelu", "Gelu", "FastGelu", "BiasGelu"}
 _QDQ = {"QuantizeLinear", "DequantizeLinear"}
 _REORDER = {"ReorderInput", "ReorderOutput"}
+_CONV_KINDS = ("depthwise", "pointwise", "linear", "stem", "dense")  # what classify makes of a convolution
 _PASS = _QDQ | _REORDER | {"Transpose", "SpaceToDepth", "Reshape", "Flatten", "Identity"}  # walked through
 
 
@@ -162,7 +163,7 @@ def classify(
             continue
         near = [c for c in consumers.get(n.output[0], []) if c.op_type not in _REORDER]
         p = producer.get(n.input[0])
-        if n.op_type == "ReorderInput" and p is not None and kinds.get(p.name) not in (None, *_conv_kinds()):
+        if n.op_type == "ReorderInput" and p is not None and kinds.get(p.name) not in (None, *_CONV_KINDS):
             kinds[n.name] = kinds[p.name]
             continue
         cands = [kinds.get(c.name) for c in near if kinds.get(c.name)]
@@ -170,10 +171,6 @@ def classify(
     for n in nodes:
         kinds.setdefault(n.name, OTHER)
     return kinds
-
-
-def _conv_kinds() -> tuple[str, ...]:
-    return ("depthwise", "pointwise", "linear", "stem", "dense")
 
 
 _INFLATION: dict[int, float] = {}

@@ -91,13 +91,22 @@ def fold_activations(ops: list[Op]) -> list[Op]:
     padding folded into the next conv's pads) leave the list, and an activation's elements are added to the
     ``act_elems`` of the op before it — the epilogue pass over the output that the producing conv then pays
     (priced per element: ``estimator.fused_activation_ns``)."""
-    out: list[Op] = []
-    for op in ops:
+    acts = fused_epilogues(ops)
+    return [
+        replace(op, act_elems=op.act_elems + acts[i]) if i in acts else op for i, op in enumerate(ops) if not op.fusable
+    ]
+
+
+def fused_epilogues(ops: list[Op]) -> dict[int, int]:
+    """{index of an op that stays: elements of the activations fused into it} (see :func:`fold_activations`)."""
+    acts: dict[int, int] = {}
+    last = None
+    for i, op in enumerate(ops):
         if not op.fusable:
-            out.append(op)
-        elif op.type in FUSABLE and out:
-            out[-1] = replace(out[-1], act_elems=out[-1].act_elems + op.out_elems)
-    return out
+            last = i
+        elif op.type in FUSABLE and last is not None:
+            acts[last] = acts.get(last, 0) + op.out_elems
+    return acts
 
 
 def int8_view(ops: list[Op], float_ops: dict[str, int]) -> list[Op]:

@@ -50,12 +50,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "bench_estimator.json")
     args = ap.parse_args()
 
-    from edgecnn.bench.env import fingerprint
     from edgecnn.bench.estimate import estimate_model
     from edgecnn.bench.measure import environment_warnings, measure
     from edgecnn.bench.runners import load_bundle
     from edgecnn.models import list_models
     from edgecnn.profiles import get_profile
+    from edgecnn.runtime.env import fingerprint
 
     models = args.models.split(",") if args.models else list_models()
     args.work.mkdir(parents=True, exist_ok=True)

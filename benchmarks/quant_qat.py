@@ -134,14 +134,14 @@ def main() -> int:
     from edgecnn import runtime
     from edgecnn.errors import ParityError
     from edgecnn.exporters import ExportOptions, Precision, export_bundle
-    from edgecnn.exporters.to_onnx import export_onnx
     from edgecnn.models.resolve import resolve_model
+    from edgecnn.onnx_graph.torch_export import export_onnx
     from edgecnn.quant.config import QuantConfig
     from edgecnn.quant.lint import lint_model
     from edgecnn.quant.metrics import compare
     from edgecnn.quant.onnx_flow import quantize_onnx_file
     from edgecnn.quant.openvino_flow import ov_logits, quantize_openvino
-    from edgecnn.quant.ort_ptq import ort_logits
+    from edgecnn.quant.ort_ptq import ORT_CPU, ort_logits
     from edgecnn.quant.qat import QatConfig, finetune, fold_batchnorm, logits, ptq_start, train_qat
     from edgecnn.quant.qat_export import export_qat_onnx
     from edgecnn.quant.samples import load_samples
@@ -228,7 +228,7 @@ def main() -> int:
         for gran, per_channel in (("per-tensor", False), ("per-channel", True)):
             cfg = dataclasses.replace(base, per_channel=per_channel)
             if target == "onnx":
-                rec = quantize_onnx_file(fp32_onnx, work / f"{gran}.onnx", cfg, batch=1, flavour="onnx")
+                rec = quantize_onnx_file(fp32_onnx, work / f"{gran}.onnx", cfg, batch=1, scheme=ORT_CPU)
             else:
                 rec = quantize_openvino(fp32_onnx, cfg, batch=1)[1]
             c = rec["fp32_vs_int8"]

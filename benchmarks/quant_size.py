@@ -114,9 +114,9 @@ def main() -> None:
 
     import edgecnn
     from edgecnn.exporters import ExportOptions, Precision, export_bundle
+    from edgecnn.exporters.int8_report import model_bytes
     from edgecnn.models.synthetic import randomize_batchnorm
     from edgecnn.quant.config import QuantConfig
-    from edgecnn.quant.report import model_bytes
     from edgecnn.quant.samples import from_arrays
 
     results: dict = {

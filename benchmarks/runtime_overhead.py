@@ -39,9 +39,9 @@ def main() -> None:
 
     import edgecnn
     from edgecnn import runtime
-    from edgecnn.bench.env import fingerprint
-    from edgecnn.bench.timing import time_call
     from edgecnn.exporters import ExportOptions, export_bundle
+    from edgecnn.runtime.env import fingerprint
+    from edgecnn.runtime.timing import time_call
 
     work = Path(tempfile.mkdtemp(prefix="edgecnn-overhead-"))
     torch.manual_seed(0)

@@ -6,6 +6,17 @@ if __name__ == "exporters":  # pragma: no cover - guard against importing the so
 from edgecnn.exporters import onnx_target, openvino_target, tensorrt_target  # noqa: E402,F401  (register targets)
 from edgecnn.exporters.driver import ExportResult, export_bundle  # noqa: E402
 from edgecnn.exporters.options import DynamicBatch, ExportOptions, Precision  # noqa: E402
-from edgecnn.exporters.target import TARGETS  # noqa: E402
+from edgecnn.exporters.target import TARGETS, BuildContext, Built, Target, register_target  # noqa: E402
 
-__all__ = ["TARGETS", "DynamicBatch", "ExportOptions", "ExportResult", "Precision", "export_bundle"]
+__all__ = [
+    "TARGETS",
+    "BuildContext",
+    "Built",
+    "DynamicBatch",
+    "ExportOptions",
+    "ExportResult",
+    "Precision",
+    "Target",
+    "export_bundle",
+    "register_target",
+]

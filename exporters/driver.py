@@ -27,16 +27,16 @@ import torch
 from torch import nn
 
 from edgecnn._version import __version__
-from edgecnn.errors import ConfigError, ParityError
-from edgecnn.exporters.options import INT8_MIN_COSINE, TOLERANCE, ExportOptions, Precision
-from edgecnn.exporters.target import TARGETS, BuildContext
-from edgecnn.exporters.to_onnx import INPUT, OUTPUT
+from edgecnn.errors import ConfigError, ExportError, ParityError
+from edgecnn.exporters.options import ExportOptions
+from edgecnn.exporters.target import TARGETS, BuildContext, Built, Target
+from edgecnn.onnx_graph.torch_export import INPUT, OUTPUT
+from edgecnn.precision import INT8_MIN_COSINE, TOLERANCE, Precision
 from edgecnn.runtime.bundle import sha256_file
 from edgecnn.runtime.manifest import GOLDEN, MANIFEST, SCHEMA_VERSION, Manifest
 
 log = logging.getLogger(__name__)
 GOLDEN_COUNT = 3
-PARITY_BACKEND = {"onnx": "onnxruntime", "openvino": "openvino", "tensorrt": "onnxruntime"}
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,174 @@ def check_destination(out: Path, overwrite: bool) -> None:
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Plan:
+    """Everything decided before the first file is written: the model, its shapes, labels and provenance."""
+
+    net: nn.Module
+    name: str
+    target: Target
+    target_options: dict[str, Any]
+    out: Path
+    resolution: int
+    in_chans: int
+    batch: int
+    preprocessing: Any
+    labels: list[str] | None
+    source: dict[str, Any]
+
+    @property
+    def example(self) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(0)
+        return torch.randn(self.batch, self.in_chans, self.resolution, self.resolution, generator=gen)
+
+    def facts(self, opts: ExportOptions) -> dict[str, Any]:
+        """Key facts stamped into the model file's own metadata (the file alone is not anonymous)."""
+        pre = self.preprocessing
+        return {
+            "version": __version__,
+            "model": self.name,
+            "target": opts.target,
+            "precision": str(opts.precision),
+            "source_sha256": self.source.get("sha256", ""),
+            "preprocessing": json.dumps(pre.to_dict()) if pre else "",
+            "labels": json.dumps(self.labels or []),
+        }
+
+
+def _plan(
+    model: str | nn.Module, opts: ExportOptions, out: str | os.PathLike | None, weights: str | None, overwrite: bool
+) -> _Plan:
+    """Validate everything and resolve the model before any work (DESIGN principle 10: errors first)."""
+    target = TARGETS.get(opts.target)
+    target_options = target.validate(opts)
+    from edgecnn.models.resolve import resolve_model
+
+    if isinstance(model, nn.Module):
+        net, info = model.eval(), getattr(model, "weights_info", None)
+    else:
+        net, info = resolve_model(model, weights=weights)
+    name = getattr(net, "edgecnn_name", type(net).__name__.lower())
+    dest = Path(out) if out is not None else Path(f"{name}-{opts.target}-{opts.precision}")
+    check_destination(dest, overwrite)
+    pre = getattr(net, "preprocessing", None)
+    res = opts.resolution or (pre.input_size if pre else getattr(net, "default_resolution", 224))
+    if pre is not None and pre.input_size != res:
+        pre = pre.at_resolution(res)
+    in_chans = getattr(getattr(net, "edgecnn_options", None), "in_chans", 3)
+    if opts.quant is not None:
+        for part, what in ((opts.quant.calibration, "calibration"), (opts.quant.evaluation, "evaluation")):
+            if part is not None:
+                part.check_shape((in_chans, res, res), what)
+    labels = list(getattr(net, "classes", None) or []) or None
+    if labels is None and info is not None and info.format in ("torchvision", "efficientnet_pytorch"):
+        labels = imagenet_labels()
+    source = (
+        {"kind": "random-init"}
+        if info is None
+        else {"kind": "weights", "path": info.path, "sha256": info.sha256, "format": info.format}
+    )
+    return _Plan(
+        net=net,
+        name=name,
+        target=target,
+        target_options=target_options,
+        out=dest,
+        resolution=res,
+        in_chans=in_chans,
+        batch=opts.dynamic_batch.opt if opts.dynamic_batch else opts.batch,
+        preprocessing=pre,
+        labels=labels,
+        source=source,
+    )
+
+
+def _build(plan: _Plan, opts: ExportOptions, workdir: Path, example: torch.Tensor) -> Built:
+    """The target writes its files; the descriptor's promise about them is checked."""
+    ctx = BuildContext(
+        model=plan.net,
+        example=example,
+        workdir=workdir,
+        opts=opts,
+        target_options=plan.target_options,
+        facts=plan.facts(opts),
+        target=plan.target,
+    )
+    with torch.no_grad():
+        built = plan.target.build(ctx)
+    expected = plan.target.bundle_files
+    if built.entry != expected[0] or not set(expected) <= set(built.files):
+        raise ExportError(
+            f"target {plan.target.name!r} wrote {built.files} (entry {built.entry!r}); its descriptor promises "
+            f"{list(expected)} with entry {expected[0]!r}",
+            hint="fix the target's build or its bundle_files",
+        )
+    return built
+
+
+def _manifest(plan: _Plan, opts: ExportOptions, built: Built, golden: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The manifest before parity: shapes, preprocessing, labels, golden rule, quantization, backend options."""
+    num_out = golden["output_0"].shape[1:]
+    db = opts.dynamic_batch
+    dyn = {"0": {"name": "batch", "min": db.min, "opt": db.opt, "max": db.max}} if db else None
+    lead = -1 if db else plan.batch
+    from edgecnn.analysis import analyze
+
+    stats = analyze(plan.net, plan.resolution, batch=1)
+    pre = plan.preprocessing
+    shape = [lead, plan.in_chans, plan.resolution, plan.resolution]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "producer": {**_versions(), **built.producer},
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "model": {
+            "name": plan.name,
+            "options": _options(plan.net),
+            "source": plan.source,
+            "params": stats.params,
+            "macs": stats.macs,
+            "resolution": plan.resolution,
+        },
+        "target": opts.target,
+        "precision": str(opts.precision),
+        "entry": built.entry,
+        "files": {},
+        "inputs": [
+            {"name": INPUT, "dtype": "float32", "shape": shape, "layout": "NCHW", **({"dynamic": dyn} if dyn else {})}
+        ],
+        "outputs": [
+            {"name": OUTPUT, "dtype": "float32", "shape": [lead, *num_out], **({"dynamic": dyn} if dyn else {})}
+        ],
+        "preprocessing": pre.to_dict() if pre else None,
+        "labels": plan.labels,
+        "golden": {"file": GOLDEN, "count": GOLDEN_COUNT, "tolerance": TOLERANCE[Precision(opts.precision)]},
+        "quantization": built.quantization,
+        "backend_options": {**built.backend_options, "runtime_backend": plan.target.runtime_backend},
+        "parity": None,
+    }
+
+
+def _check_parity_result(plan: _Plan, opts: ExportOptions, parity: dict[str, Any], notes: list[str]) -> None:
+    """Refuse an export that does not reproduce PyTorch, or an INT8 model that no longer computes its function."""
+    int8 = opts.precision is Precision.INT8
+    if int8 and parity["fp32_max_abs"] < 1e-6:  # e.g. zero-init heads
+        notes.append("the float model's outputs are ~0 (random init?): fp32 vs int8 agreement not checked")
+    elif int8 and parity["ok"] and parity["fp32_cosine"] < INT8_MIN_COSINE:
+        raise ParityError(
+            f"the INT8 {opts.target} model of {plan.name} no longer computes the float model: output cosine "
+            f"{parity['fp32_cosine']:.3f} < {INT8_MIN_COSINE} against PyTorch on calibration samples",
+            hint="quantization collapsed; keep per-channel weights, use --max-drop, or see `edgecnn quantize "
+            "--lint-only`",
+        )
+    if not parity["ok"]:
+        raise ParityError(
+            f"{opts.target} {opts.precision} export of {plan.name} does not match PyTorch: max relative "
+            f"error {parity['max_rel_error']:.2e} > {parity['tolerance']['max_rel_error']:.0e}"
+            + ("" if parity["top_k_identical"] else ", top-k differs"),
+            hint="rerun with --debug; report the model and options",
+        )
+
+
 def export_bundle(
     model: str | nn.Module,
     opts: ExportOptions,
@@ -104,142 +272,41 @@ def export_bundle(
 ) -> ExportResult:
     """Export ``model`` (a zoo name, a checkpoint path or a module from ``create_model``) as a verified bundle."""
     say = progress or (lambda msg: log.info(msg))
-    target = TARGETS.get(opts.target)
-    target_options = target.spec.validate(opts)  # everything checked before any work
-    from edgecnn.models.resolve import resolve_model
-
     t0 = time.perf_counter()
-    if isinstance(model, nn.Module):
-        net, info = model.eval(), getattr(model, "weights_info", None)
-    else:
-        net, info = resolve_model(model, weights=weights)
-    name = getattr(net, "edgecnn_name", type(net).__name__.lower())
-    out = Path(out) if out is not None else Path(f"{name}-{opts.target}-{opts.precision}")
-    check_destination(out, overwrite)
-    pre = getattr(net, "preprocessing", None)
-    res = opts.resolution or (pre.input_size if pre else getattr(net, "default_resolution", 224))
-    if pre is not None and pre.input_size != res:
-        pre = pre.at_resolution(res)
-    in_chans = getattr(getattr(net, "edgecnn_options", None), "in_chans", 3)
-    batch = opts.dynamic_batch.opt if opts.dynamic_batch else opts.batch
-    gen = torch.Generator().manual_seed(0)
-    example = torch.randn(batch, in_chans, res, res, generator=gen)
-    if opts.quant is not None:
-        for part, what in ((opts.quant.calibration, "calibration"), (opts.quant.evaluation, "evaluation")):
-            if part is not None:
-                part.check_shape((in_chans, res, res), what)
-
-    labels = list(getattr(net, "classes", None) or []) or None
-    if labels is None and info is not None and info.format in ("torchvision", "efficientnet_pytorch"):
-        labels = imagenet_labels()
-    source = (
-        {"kind": "random-init"}
-        if info is None
-        else {"kind": "weights", "path": info.path, "sha256": info.sha256, "format": info.format}
-    )
-    facts = {
-        "version": __version__,
-        "model": name,
-        "target": opts.target,
-        "precision": str(opts.precision),
-        "source_sha256": source.get("sha256", ""),
-        "preprocessing": json.dumps(pre.to_dict()) if pre else "",
-        "labels": json.dumps(labels or []),
-    }
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    plan = _plan(model, opts, out, weights, overwrite)
+    example = plan.example
+    plan.out.parent.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f".{plan.out.name}.tmp-", dir=plan.out.parent))
     seconds: dict[str, float] = {"load": time.perf_counter() - t0}
     try:
-        say(f"exporting {name} → {opts.target} {opts.precision} at {res}×{res}")
+        say(f"exporting {plan.name} → {opts.target} {opts.precision} at {plan.resolution}×{plan.resolution}")
         t = time.perf_counter()
-        with torch.no_grad():
-            built = target.build(
-                BuildContext(
-                    model=net, example=example, workdir=workdir, opts=opts, target_options=target_options, facts=facts
-                )
-            )
+        built = _build(plan, opts, workdir, example)
         seconds["export"] = time.perf_counter() - t
 
         say("computing golden vectors")
-        golden = _golden_inputs(opts, batch, (in_chans, res, res))
+        golden = _golden_inputs(opts, plan.batch, (plan.in_chans, plan.resolution, plan.resolution))
         with torch.no_grad():
             for i in range(GOLDEN_COUNT):
-                golden[f"output_{i}"] = net(torch.from_numpy(golden[f"input_{i}"])).float().numpy()
+                golden[f"output_{i}"] = plan.net(torch.from_numpy(golden[f"input_{i}"])).float().numpy()
         np.savez(workdir / GOLDEN, **golden)
-        num_out = golden["output_0"].shape[1:]
-        db = opts.dynamic_batch
-        dyn = {"0": {"name": "batch", "min": db.min, "opt": db.opt, "max": db.max}} if db else None
-        lead = -1 if db else batch
-        from edgecnn.analysis import analyze
-
-        stats = analyze(net, res, batch=1)
-        data: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "producer": {**_versions(), **built.producer},
-            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            "model": {
-                "name": name,
-                "options": _options(net),
-                "source": source,
-                "params": stats.params,
-                "macs": stats.macs,
-                "resolution": res,
-            },
-            "target": opts.target,
-            "precision": str(opts.precision),
-            "entry": built.entry,
-            "files": {},
-            "inputs": [
-                {
-                    "name": INPUT,
-                    "dtype": "float32",
-                    "shape": [lead, in_chans, res, res],
-                    "layout": "NCHW",
-                    **({"dynamic": dyn} if dyn else {}),
-                }
-            ],
-            "outputs": [
-                {"name": OUTPUT, "dtype": "float32", "shape": [lead, *num_out], **({"dynamic": dyn} if dyn else {})}
-            ],
-            "preprocessing": pre.to_dict() if pre else None,
-            "labels": labels,
-            "golden": {"file": GOLDEN, "count": GOLDEN_COUNT, "tolerance": TOLERANCE[Precision(opts.precision)]},
-            "quantization": built.quantization,
-            "backend_options": built.backend_options,
-            "parity": None,
-        }
+        data = _manifest(plan, opts, built, golden)
         names = [*built.files, GOLDEN]
         write_manifest(workdir, data, names)
 
+        backend = plan.target.parity_backend
         if opts.precision is Precision.INT8:
             say("recording the INT8 model's own golden outputs")
-            data = _int8_golden(workdir, data, names, golden, opts)
+            data = _int8_golden(workdir, data, names, golden, backend)
         say("checking parity through edgecnn.runtime")
         t = time.perf_counter()
-        parity = check_parity(workdir, net, opts, example)
+        parity = check_parity(workdir, plan.net, opts, example, backend)
         seconds["parity"] = time.perf_counter() - t
-        degenerate = opts.precision is Precision.INT8 and parity["fp32_max_abs"] < 1e-6  # e.g. zero-init heads
-        if degenerate:
-            built.notes.append("the float model's outputs are ~0 (random init?): fp32 vs int8 agreement not checked")
-        elif opts.precision is Precision.INT8 and parity["ok"] and parity["fp32_cosine"] < INT8_MIN_COSINE:
-            raise ParityError(
-                f"the INT8 {opts.target} model of {name} no longer computes the float model: output cosine "
-                f"{parity['fp32_cosine']:.3f} < {INT8_MIN_COSINE} against PyTorch on calibration samples",
-                hint="quantization collapsed; keep per-channel weights, use --max-drop, or see `edgecnn quantize "
-                "--lint-only`",
-            )
-        if not parity["ok"]:
-            raise ParityError(
-                f"{opts.target} {opts.precision} export of {name} does not match PyTorch: max relative "
-                f"error {parity['max_rel_error']:.2e} > {parity['tolerance']['max_rel_error']:.0e}"
-                + ("" if parity["top_k_identical"] else ", top-k differs"),
-                hint="rerun with --debug; report the model and options",
-            )
+        _check_parity_result(plan, opts, parity, built.notes)
         data = write_manifest(workdir, {**data, "parity": parity}, names)  # the manifest is the last write
-        _place(workdir, out)
+        _place(workdir, plan.out)
         seconds["total"] = time.perf_counter() - t0
-        return ExportResult(bundle=out, manifest=data, seconds=seconds, notes=built.notes)
+        return ExportResult(bundle=plan.out, manifest=data, seconds=seconds, notes=built.notes)
     finally:
         if workdir.exists():
             shutil.rmtree(workdir, ignore_errors=True)
@@ -261,12 +328,12 @@ def _golden_inputs(opts: ExportOptions, batch: int, shape: tuple[int, ...]) -> d
 
 
 def _int8_golden(
-    root: Path, data: dict[str, Any], names: list[str], golden: dict[str, np.ndarray], opts: ExportOptions
+    root: Path, data: dict[str, Any], names: list[str], golden: dict[str, np.ndarray], backend: str
 ) -> dict[str, Any]:
     """Replace the golden outputs with the INT8 model's own (run through edgecnn.runtime) and rewrite the manifest."""
     from edgecnn.runtime import load
 
-    sess = load(root, backend=PARITY_BACKEND[opts.target])
+    sess = load(root, backend=backend)
     own = {**golden}
     for i in range(GOLDEN_COUNT):
         own[f"output_{i}"] = sess.predict(golden[f"input_{i}"]).astype(np.float32)
@@ -282,11 +349,13 @@ def _options(net: nn.Module) -> dict[str, Any]:
     return dataclasses.asdict(opts) if opts is not None else {}
 
 
-def check_parity(root: Path, net: nn.Module, opts: ExportOptions, example: torch.Tensor) -> dict[str, Any]:
-    """Load the bundle with the real runtime: golden vectors, plus every batch size of a dynamic range's ends."""
+def check_parity(
+    root: Path, net: nn.Module, opts: ExportOptions, example: torch.Tensor, backend: str
+) -> dict[str, Any]:
+    """Load the bundle with the real runtime (``backend``, the target's parity backend): golden vectors, plus every
+    batch size of a dynamic range's ends."""
     from edgecnn.runtime import load
 
-    backend = PARITY_BACKEND[opts.target]
     sess = load(root, backend=backend)
     report = sess.selftest()
     if opts.precision is Precision.INT8:  # golden outputs are the int8 model's own; also compare with PyTorch

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from edgecnn.bench.measure import environment_warnings, usable_cores
-from edgecnn.bench.timing import summarize
 from edgecnn.cli.main import cli
+from edgecnn.runtime.timing import summarize
 from tests.export_helpers import export_cached
 
 pytestmark = pytest.mark.xdist_group("bench")

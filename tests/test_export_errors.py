@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -70,7 +72,8 @@ def test_interrupted_export_leaves_nothing(tmp_path, monkeypatch, exc):
         real(ctx)
         raise exc("interrupted")
 
-    monkeypatch.setattr(target, "build", build_then_die)
+    # descriptors are frozen: swap in a copy whose build dies after writing its files
+    monkeypatch.setitem(TARGETS._entries, "onnx", dataclasses.replace(target, build=build_then_die))
     out = tmp_path / "b"
     with pytest.raises(exc):
         export_bundle(_model(), ExportOptions(target="onnx", resolution=32), out)

@@ -92,7 +92,7 @@ def test_onnx_int8_pools_run_as_integer_kernels(tmp_path_factory, tmp_path):
     import onnx
     import onnxruntime as ort
 
-    from edgecnn.quant.ort_ptq import ORT_DISABLED_OPTIMIZERS
+    from edgecnn.runtime.ort_session import QDQ_DISABLED_OPTIMIZERS as ORT_DISABLED_OPTIMIZERS
 
     bundle = _int8(tmp_path_factory, "onnx")
     assert "ReduceMean" not in {n.op_type for n in onnx.load(str(bundle / "model.onnx")).graph.node}
@@ -206,7 +206,7 @@ def test_onnx_int8_carries_no_dead_weight(tmp_path_factory, tmp_path):
         for arg in conv.input[1:]:
             dq = producer[arg]
             assert dq.op_type == "DequantizeLinear" and len(dq.input) == 2, (conv.name, arg)
-    from edgecnn.exporters.to_onnx import export_onnx
+    from edgecnn.onnx_graph.torch_export import export_onnx
 
     fp32 = export_onnx(_model(), torch.randn(1, 3, RES, RES), tmp_path / "f.onnx", opset=18, dynamic_batch=None)
     meta = {m.key for n in onnx.load(str(fp32)).graph.node for m in n.metadata_props}

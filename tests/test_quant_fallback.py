@@ -126,7 +126,7 @@ def test_unreachable_budget_openvino_is_an_error_with_the_best_result(tmp_path, 
 
 @pytest.mark.parametrize("target", ["onnx", "openvino"])
 def test_budget_returns_the_sensitive_layer_to_float_and_says_why(tmp_path, target):
-    from edgecnn.quant.api import quantize
+    from edgecnn.exporters.int8 import quantize
 
     net = _model(Tiny)
     x, ev, labels = _data(net, outlier=True)  # int8 input range wrecked: the stem conv must read the float input
@@ -255,7 +255,7 @@ def test_cli_keep_float_unknown_name_is_one_line(tmp_path):
 
 @pytest.mark.parametrize("target", ["onnx", "openvino"])
 def test_report_has_per_layer_error_with_module_paths(tmp_path, target):
-    from edgecnn.quant.api import quantize
+    from edgecnn.exporters.int8 import quantize
 
     net = _model(Tiny)
     x, ev, labels = _data(net, outlier=False)

@@ -94,7 +94,7 @@ def test_budget_search_order():
 
 
 def test_quantize_api_writes_bundle_and_report(tmp_path):
-    from edgecnn.quant.api import quantize
+    from edgecnn.exporters.int8 import quantize
     from edgecnn.quant.samples import from_arrays
     from tests.export_helpers import _randomize_bn
 

@@ -43,7 +43,7 @@ def test_mse_range_is_the_best_range_and_clips_heavy_tails():
 
 def _heavy_tailed(tmp_path: Path) -> tuple[Path, np.ndarray]:
     """The tiny test model and calibration inputs with heavy tails (Student t, 3 degrees of freedom)."""
-    from edgecnn.exporters.to_onnx import export_onnx
+    from edgecnn.onnx_graph.torch_export import export_onnx
     from tests.test_quant_fallback import RES, Tiny, _model
 
     x = np.random.default_rng(0).standard_t(3, (32, 3, RES, RES)).astype(np.float32)
@@ -70,6 +70,7 @@ def test_onnx_runtime_takes_the_mse_ranges_by_default(tmp_path, flavour):
     import onnxruntime as ort
 
     from edgecnn.quant.onnx_flow import quantize_onnx_file
+    from edgecnn.quant.ort_ptq import ORT_CPU, TENSORRT
     from edgecnn.quant.ranges import activation_ranges
 
     fp32, x = _heavy_tailed(tmp_path)
@@ -77,7 +78,8 @@ def test_onnx_runtime_takes_the_mse_ranges_by_default(tmp_path, flavour):
     scales = {}
     for m in (CalibMethod.MINMAX, CalibMethod.MSE):
         out = tmp_path / f"{m}-{flavour}.onnx"
-        rec = quantize_onnx_file(fp32, out, QuantConfig(calibration=from_arrays(x), method=m), batch=1, flavour=flavour)
+        scheme = {"onnx": ORT_CPU, "tensorrt": TENSORRT}[flavour]
+        rec = quantize_onnx_file(fp32, out, QuantConfig(calibration=from_arrays(x), method=m), batch=1, scheme=scheme)
         assert rec["method"] == str(m)
         scales[m] = _activation_scales(out)
     assert scales[CalibMethod.MSE]["input"] < scales[CalibMethod.MINMAX]["input"], scales

@@ -78,7 +78,7 @@ def test_gptq_lazy_batch_updates_choose_the_same_integers_as_column_by_column():
 
 
 def _tiny_onnx(tmp_path: Path) -> tuple[Path, np.ndarray]:
-    from edgecnn.exporters.to_onnx import export_onnx
+    from edgecnn.onnx_graph.torch_export import export_onnx
     from tests.test_quant_fallback import RES, Tiny, _model
 
     x = np.random.default_rng(0).standard_normal((16, 3, RES, RES)).astype(np.float32)
@@ -97,7 +97,7 @@ def test_onnx_runtime_stores_the_rounded_integers(tmp_path):
     from onnx import numpy_helper
 
     from edgecnn.quant.config import QuantConfig
-    from edgecnn.quant.ort_ptq import preprocess_for_quant, quantize_qdq
+    from edgecnn.quant.ort_ptq import ORT_CPU, preprocess_for_quant, quantize_qdq
     from edgecnn.quant.samples import from_arrays
 
     fp32, x = _tiny_onnx(tmp_path)
@@ -106,7 +106,7 @@ def test_onnx_runtime_stores_the_rounded_integers(tmp_path):
     weights = set(_weights_by_node(pre).values())
     assert weights < set(rounded)  # and the corrected biases
     src = write_rounded(pre, tmp_path / "r.onnx", rounded)
-    quantize_qdq(src, tmp_path / "q.onnx", QuantConfig(calibration=from_arrays(x)), batch=1, flavour="onnx")
+    quantize_qdq(src, tmp_path / "q.onnx", QuantConfig(calibration=from_arrays(x)), batch=1, scheme=ORT_CPU)
     inits = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(tmp_path / "q.onnx")).graph.initializer}
     for name, value in rounded.items():
         if name not in weights:
@@ -197,11 +197,11 @@ def test_bias_correction_removes_the_mean_shift_of_the_rounding(tmp_path):
 def test_gptq_default_beats_round_to_nearest_end_to_end(tmp_path, name):
     """The same INT8 ONNX flow with each rounding: the default's output is closer to fp32 on held-out inputs."""
     import edgecnn
-    from edgecnn.exporters.to_onnx import export_onnx
+    from edgecnn.onnx_graph.torch_export import export_onnx
     from edgecnn.quant.config import QuantConfig, Rounding
     from edgecnn.quant.metrics import sqnr_db
     from edgecnn.quant.onnx_flow import quantize_onnx_file
-    from edgecnn.quant.ort_ptq import ort_logits
+    from edgecnn.quant.ort_ptq import ORT_CPU, ort_logits
     from edgecnn.quant.samples import from_arrays
     from tests.export_helpers import _randomize_bn
 
@@ -216,6 +216,6 @@ def test_gptq_default_beats_round_to_nearest_end_to_end(tmp_path, name):
     got = {}
     for r in Rounding:
         cfg = QuantConfig(calibration=from_arrays(x), rounding=r)
-        quantize_onnx_file(fp32, tmp_path / f"{r}.onnx", cfg, batch=1, flavour="onnx")
+        quantize_onnx_file(fp32, tmp_path / f"{r}.onnx", cfg, batch=1, scheme=ORT_CPU)
         got[r] = sqnr_db(ref, ort_logits(tmp_path / f"{r}.onnx", ev, 1))
     assert got[Rounding.GPTQ] > got[Rounding.NEAREST] + 2.0, got

@@ -1,5 +1,5 @@
-"""Exact ONNX graph rewrites (exporters/rewrites.py): the rewritten graph computes the same function in ONNX Runtime,
-keeps node names and metadata, and leaves alone what it does not apply to."""
+"""Exact ONNX graph rewrites (edgecnn/onnx_graph/rewrites.py): the rewritten graph computes the same function in
+ONNX Runtime, keeps node names and metadata, and leaves alone what it does not apply to."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgecnn.exporters.rewrites import global_average_pools, space_to_depth_stem
+from edgecnn.onnx_graph.rewrites import global_average_pools, space_to_depth_stem
 
 
 def _stem_graph(c: int, size: int, k: int, pads: list[int], stride: int = 2, batch: object = 1):

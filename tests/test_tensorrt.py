@@ -9,8 +9,8 @@ import onnx
 import pytest
 
 from edgecnn import runtime
-from edgecnn.exporters.to_onnx import op_types
 from edgecnn.exporters.trt_ops import TRT_SUPPORTED_OPS
+from edgecnn.onnx_graph.edit import op_types
 from edgecnn.runtime.trt_engine import engine_key
 from tests.export_helpers import export_cached, torch_reference
 

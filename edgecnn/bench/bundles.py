@@ -23,33 +23,34 @@ def ensure_bundle(
     samples: int = 64,
 ) -> tuple[Path | None, str | None]:
     """``out`` when it holds a bundle (or one was exported there now), else (None, why not). Random-init weights
-    (latency does not depend on weight values); INT8 calibrates on ``calib_data`` via ``edgecnn.quant.api``."""
+    (latency does not depend on weight values); INT8 calibrates on ``calib_data`` through
+    :func:`edgecnn.exporters.int8.quantize`."""
     if (out / "manifest.json").is_file():
         return out, None
     import torch
 
     from edgecnn.exporters import DynamicBatch, ExportOptions, Precision, export_bundle
+    from edgecnn.exporters.int8 import quantize
 
     torch.manual_seed(0)
-    subject: object = model
-    quant = None
+    dyn = DynamicBatch.parse(dynamic_batch) if dynamic_batch else None
     try:
-        if precision == "int8":
-            try:
-                from edgecnn.quant.api import make_config, resolve
-            except ImportError as e:
-                return None, f"INT8 export needs edgecnn.quant ({e})"
-            net = resolve(model, None)
-            subject = net
-            quant = make_config(net, calib_data, samples=samples, resolution=resolution)
-        opts = ExportOptions(
-            target=target,
-            precision=Precision(precision),
-            resolution=resolution,
-            dynamic_batch=DynamicBatch.parse(dynamic_batch) if dynamic_batch else None,
-            quant=quant,
-        )
-        export_bundle(subject, opts, out)  # type: ignore[arg-type]
+        if precision == "int8":  # the one INT8 entry point, without its report
+            quantize(
+                model,
+                target=target,
+                calib_data=calib_data,
+                samples=samples,
+                resolution=resolution,
+                dynamic_batch=dyn,
+                out=out,
+                report=False,
+            )
+        else:
+            opts = ExportOptions(
+                target=target, precision=Precision(precision), resolution=resolution, dynamic_batch=dyn
+            )
+            export_bundle(model, opts, out)
     except EdgeCNNError as e:
         log.info("%s %s %s not available: %s", model, target, precision, e)
         return None, str(e)

@@ -203,15 +203,10 @@ def time_graph(
     dtype: str = "float32",
 ) -> float:
     """p50 seconds of one ORT ``run`` of the serialized graph on a seeded input."""
-    import onnxruntime as ort
+    from edgecnn.runtime.ort_session import ort_session
+    from edgecnn.runtime.timing import time_call
 
-    from edgecnn.bench.timing import time_call
-
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
+    sess = ort_session(blob, threads=threads)
     rng = np.random.default_rng(1)
     arr = rng.integers(0, 256, size=shape).astype(dtype) if dtype == "uint8" else rng.standard_normal(shape)
     x = {sess.get_inputs()[0].name: arr.astype(dtype)}
@@ -333,8 +328,8 @@ def graph_factor(
     import torch
 
     from edgecnn.bench.estimate import estimate_model
-    from edgecnn.exporters.to_onnx import export_onnx
     from edgecnn.models import create_model
+    from edgecnn.onnx_graph.torch_export import export_onnx
 
     ratios: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="edgecnn-calib-") as tmp:

@@ -183,8 +183,8 @@ def _export(bb: BlockBench, path: Path) -> list[Op]:
     """Export the block (seeded weights, BN statistics randomised so nothing folds to a trivial graph) → its ops."""
     import torch
 
-    from edgecnn.exporters.to_onnx import export_onnx
     from edgecnn.models.synthetic import randomize_batchnorm
+    from edgecnn.onnx_graph.torch_export import export_onnx
 
     torch.manual_seed(0)
     net = randomize_batchnorm(bb.build().eval())
@@ -195,9 +195,8 @@ def _export(bb: BlockBench, path: Path) -> list[Op]:
 def _quantize(fp32: Path, out: Path, bb: BlockBench) -> None:
     """The bundle quantizer's default ONNX settings (QDQ, u8 activations, s8 per-channel weights), after the same
     graph rewrites (a stem chain gets the space-to-depth stem an int8 bundle has)."""
-    from edgecnn.exporters.to_onnx import int8_rewrites
     from edgecnn.quant.config import QuantConfig
-    from edgecnn.quant.ort_ptq import preprocess_for_quant, quantize_qdq
+    from edgecnn.quant.ort_ptq import ORT_CPU, preprocess_for_quant, quantize_qdq
     from edgecnn.quant.samples import SampleSet
 
     rng = np.random.default_rng(0)
@@ -205,9 +204,9 @@ def _quantize(fp32: Path, out: Path, bb: BlockBench) -> None:
     cfg = QuantConfig(calibration=SampleSet(data=data, source="calibrate: random blocks input"))
     rewritten = out.with_name(out.stem + "-fp32.onnx")
     shutil.copyfile(fp32, rewritten)
-    int8_rewrites(rewritten, flavour="onnx")
+    ORT_CPU.prepare(rewritten)
     pre = preprocess_for_quant(rewritten, out.with_name(out.stem + "-pre.onnx"))
-    quantize_qdq(pre, out, cfg, batch=1, flavour="onnx")
+    quantize_qdq(pre, out, cfg, batch=1, scheme=ORT_CPU)
 
 
 # ONNX op found in float between Q/DQ in an int8 graph → the PyTorch op types it stands for (ONNX Runtime's
@@ -244,15 +243,12 @@ def float_islands(optimized: object) -> set[str]:
 def _optimized(path: Path, threads: int) -> object:
     """The graph ONNX Runtime runs for the model at ``path`` (its optimizer's output, as ``time_graph`` runs it)."""
     import onnx
-    import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    so.log_severity_level = 3
-    so.optimized_model_filepath = str(path.with_name(path.stem + "-optimized.onnx"))
-    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    return onnx.load(so.optimized_model_filepath)
+    from edgecnn.runtime.ort_session import ort_session
+
+    optimized = path.with_name(path.stem + "-optimized.onnx")
+    ort_session(path, threads=threads, optimized_model=optimized)
+    return onnx.load(str(optimized))
 
 
 def measure_blocks(

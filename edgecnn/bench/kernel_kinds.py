@@ -183,10 +183,10 @@ def profiler_inflation_s(threads: int, *, nodes: int = 60) -> float:
     gates, pools on 1×1 maps) look several times slower than they run. Measured once per process."""
     if threads in _INFLATION:
         return _INFLATION[threads]
-    import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    from edgecnn.bench.timing import time_call
+    from edgecnn.runtime.ort_session import ort_session
+    from edgecnn.runtime.timing import time_call
 
     chain = [helper.make_node("Add", [f"t{i}", "c"], [f"t{i + 1}"]) for i in range(nodes)]
     graph = helper.make_graph(
@@ -201,14 +201,8 @@ def profiler_inflation_s(threads: int, *, nodes: int = 60) -> float:
     with tempfile.TemporaryDirectory(prefix="edgecnn-inflation-") as tmp:
         out = []
         for profiled in (False, True):
-            so = ort.SessionOptions()
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep the 60 nodes
-            so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-            so.log_severity_level = 3
-            if profiled:
-                so.enable_profiling = True
-                so.profile_file_prefix = str(Path(tmp) / "ort")
-            sess = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
+            # optimize=False keeps the 60 nodes
+            sess = ort_session(blob, threads=threads, optimize=False, profile_dir=Path(tmp) if profiled else None)
             if not profiled:
                 stats = time_call(lambda s=sess: s.run(None, feeds), warmup=50, iters=300, min_time_s=0.05)
                 out.append(stats["p50_ms"])
@@ -231,24 +225,18 @@ def kind_times(
     the profiler's own cost per event (:func:`profiler_inflation_s`; at least a tenth of the recorded time stays)."""
     inflation_us = profiler_inflation_s(threads) * 1e6
     import onnx
-    import onnxruntime as ort
+
+    from edgecnn.runtime.ort_session import ort_session
 
     with tempfile.TemporaryDirectory(prefix="edgecnn-kinds-") as tmp:
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-        so.log_severity_level = 3
-        so.enable_profiling = True
-        so.profile_file_prefix = str(Path(tmp) / "ort")
-        so.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
-        blob = model if isinstance(model, bytes) else str(model)
-        sess = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
+        optimized = Path(tmp) / "optimized.onnx"
+        sess = ort_session(model, threads=threads, profile_dir=Path(tmp), optimized_model=optimized)
         x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
         feeds = {sess.get_inputs()[0].name: x}
         for _ in range(warmup + runs):
             sess.run(None, feeds)
         trace = json.loads(Path(sess.end_profiling()).read_text())
-        graph = onnx.load(so.optimized_model_filepath, load_external_data=False).graph
+        graph = onnx.load(str(optimized), load_external_data=False).graph
     starts = sorted(e["ts"] for e in trace if e.get("name") == "model_run")
     first = starts[warmup] if len(starts) > warmup else 0
     events = [

@@ -1,6 +1,6 @@
 """One measurement: first inference, warm-up, timed iterations, memory — plus the warnings a reader needs.
 
-Latency statistics come from :func:`edgecnn.bench.timing.time_call`; every result carries the environment
+Latency statistics come from :func:`edgecnn.runtime.timing.time_call`; every result carries the environment
 fingerprint (DESIGN principle 9). Noisy runs (CoV above 5 %) and thread oversubscription (more intra-op threads
 than cores this process may use, or other processes keeping the CPUs busy) are flagged, not hidden.
 """
@@ -14,9 +14,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from edgecnn.bench.env import fingerprint
 from edgecnn.bench.runners import Loaded
-from edgecnn.bench.timing import time_call
+from edgecnn.runtime.env import fingerprint
+from edgecnn.runtime.timing import time_call
 
 NOISY_COV = 0.05  # coefficient of variation above which a run is flagged noisy
 

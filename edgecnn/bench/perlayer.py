@@ -14,7 +14,6 @@ a node is attributed to the module that owns it, and conv/BN/activation leaves a
 
 from __future__ import annotations
 
-import ast
 import json
 import logging
 import re
@@ -29,10 +28,10 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import BackendError
+from edgecnn.onnx_graph.scopes import onnx_scopes
 
 log = logging.getLogger(__name__)
 
-_LEAF_CLASSES = ("torch.nn.modules.conv.", "torch.nn.modules.batchnorm.", "torch.nn.modules.activation.")
 RUNTIME = "(runtime: layout/reorder)"
 _TOKEN = re.compile(r"_token_\d+$")
 _FUSION = re.compile(r"/[A-Za-z0-9]+Fusion/?$")  # ORT names a fused node "<first node>/<Pass>Fusion/" (QuickGelu …)
@@ -74,63 +73,6 @@ class PerLayer:
         }
 
 
-def onnx_scopes(onnx_path: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """ONNX node name → layer, and tensor name → layer of its producer, from the exporter's name scopes.
-
-    Nodes without scopes — the Quantize/DequantizeLinear pairs a quantizer inserts, nodes a graph rewrite created —
-    take the layer of the tensor they read (its producer's), else of the node that reads their output (a weight's
-    DequantizeLinear belongs to its conv, the input's QuantizeLinear to the first layer)."""
-    import onnx
-
-    proto = onnx.load(str(onnx_path), load_external_data=False)
-    nodes = list(proto.graph.node)
-    by_node: dict[str, str] = {}
-    by_tensor: dict[str, str] = {}
-    unscoped = []
-    for n in nodes:
-        layer = _layer_of(n)
-        if layer is None:
-            unscoped.append(n)
-            continue
-        by_node[n.name] = layer
-        by_tensor.update(dict.fromkeys(n.output, layer))
-    consumers: dict[str, list[Any]] = defaultdict(list)
-    for n in nodes:
-        for i in n.input:
-            consumers[i].append(n)
-    for n in unscoped:  # topological order: a Q's layer is known before its DQ's
-        layer = next((by_tensor[i] for i in n.input[:1] if i in by_tensor), None)
-        if layer is not None:
-            by_node[n.name] = layer
-            by_tensor.update(dict.fromkeys(n.output, layer))
-    for n in reversed(unscoped):  # what is left reads no layer's output: the layer of the node reading its output
-        if n.name in by_node:
-            continue
-        layer = next((by_node[c.name] for o in n.output for c in consumers[o] if c.name in by_node), n.name)
-        by_node[n.name] = layer
-        by_tensor.update(dict.fromkeys(n.output, layer))
-    return by_node, by_tensor
-
-
-def _layer_of(node: Any) -> str | None:
-    """The module owning ``node`` by the exporter's name scopes; None when the node carries none."""
-    meta = {m.key: m.value for m in node.metadata_props}
-    if "pkg.torch.onnx.name_scopes" not in meta:
-        return None
-    try:
-        scopes = ast.literal_eval(meta["pkg.torch.onnx.name_scopes"])
-        classes = ast.literal_eval(meta.get("pkg.torch.onnx.class_hierarchy", "[]"))
-    except (ValueError, SyntaxError):
-        return node.name
-    modules = [s for s in scopes[:-1] if s]  # the last entry is the aten op, the first the root module
-    if not modules:
-        return "(model)" if scopes else node.name
-    owner = classes[len(scopes) - 2] if len(classes) >= len(scopes) - 1 else ""
-    if len(modules) > 1 and owner.startswith(_LEAF_CLASSES):
-        return modules[-2]
-    return modules[-1]
-
-
 def _assemble(backend: str, per_layer_us: dict[str, float], ops: dict[str, set[str]], runs: int, e2e_ms: float):
     total = sum(per_layer_us.values()) / runs / 1e3
     layers = sorted(
@@ -147,20 +89,14 @@ def profile_onnxruntime(
     onnx_path: Path, feeds: dict[str, np.ndarray], *, threads: int | None, runs: int = 20, warmup: int = 5
 ) -> PerLayer:
     """Profile ``runs`` inferences with ORT's built-in profiler (after ``warmup`` unprofiled-by-us calls)."""
-    import onnxruntime as ort
+    from edgecnn.runtime.ort_session import ort_session
 
     by_node, by_tensor = onnx_scopes(onnx_path)
     with tempfile.TemporaryDirectory(prefix="edgecnn-ortprof-") as tmp:
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.enable_profiling = True
-        so.profile_file_prefix = str(Path(tmp) / "ort")
-        so.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
-        so.log_severity_level = 3
-        if threads:
-            so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
         try:
-            sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+            sess = ort_session(
+                onnx_path, threads=threads, profile_dir=Path(tmp), optimized_model=Path(tmp) / "optimized.onnx"
+            )
         except Exception as e:
             raise BackendError(f"onnxruntime cannot profile {onnx_path.name}: {str(e).splitlines()[0]}") from None
         for _ in range(warmup):
@@ -288,8 +224,8 @@ def scopes_for_bundle(session: Any) -> tuple[dict[str, str], dict[str, str]] | N
     try:
         import torch
 
-        from edgecnn.exporters.to_onnx import export_onnx
         from edgecnn.models import create_model
+        from edgecnn.onnx_graph.torch_export import export_onnx
     except ImportError:
         log.info("no torch here: OpenVINO layers keep their IR names")
         return None

@@ -76,11 +76,11 @@ def bench_run_cmd(
     as_csv: bool,
 ) -> None:
     """Time each BUNDLE (via edgecnn.runtime) and each zoo MODEL (PyTorch eager, channels-last, torch.compile)."""
-    from edgecnn.bench.env import fingerprint
     from edgecnn.bench.measure import measure, with_ratios
     from edgecnn.bench.report import table_rows, to_csv, to_json
     from edgecnn.bench.runners import load_bundle, load_torch, parse_subject, torch_modes
     from edgecnn.errors import ConfigError, InputSpecError
+    from edgecnn.runtime.env import fingerprint
 
     if as_json and as_csv:
         raise ConfigError("--json and --csv are exclusive")

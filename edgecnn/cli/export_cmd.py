@@ -45,22 +45,13 @@ def export_cmd(
 ) -> None:
     """Export MODEL (a zoo name or an edgecnn checkpoint) as a self-verifying deployment bundle."""
     from edgecnn.errors import ConfigError
-    from edgecnn.exporters import TARGETS, DynamicBatch, ExportOptions, Precision, export_bundle
+    from edgecnn.exporters import TARGETS, DynamicBatch, ExportOptions, export_bundle
+    from edgecnn.precision import Precision, parse_precision
 
     TARGETS.get(target)  # unknown target → error with suggestion, before anything else
-    try:
-        prec = Precision(precision)
-    except ValueError:
-        raise ConfigError(f"unknown --precision {precision!r}", hint="one of fp32, fp16, bf16, int8") from None
-    quant = None
-    if calib_data is not None:
-        if prec is not Precision.INT8:
-            raise ConfigError("--calib-data is for --precision int8")
-        from edgecnn.quant.api import make_config, resolve
-
-        net = resolve(model, weights)
-        model, weights = net, None  # type: ignore[assignment]  (resolved once, reused by the export)
-        quant = make_config(net, calib_data, samples=samples, resolution=resolution)
+    prec = parse_precision(precision)
+    if calib_data is not None and prec is not Precision.INT8:
+        raise ConfigError("--calib-data is for --precision int8")
     opts = ExportOptions(
         target=target,
         precision=prec,
@@ -69,10 +60,29 @@ def export_cmd(
         opset=opset,
         dynamic_batch=DynamicBatch.parse(dynamic_batch) if dynamic_batch else None,
         target_options=_parse_options(target_opts),
-        quant=quant,
     )
     say = (lambda m: None) if as_json else (lambda m: click.echo(f"· {m}", err=True))
-    result = export_bundle(model, opts, out, weights=weights, overwrite=overwrite, progress=say)
+    if calib_data is not None:  # the one INT8 entry point (edgecnn quantize's), without its report
+        from edgecnn.exporters.int8 import quantize
+
+        result = quantize(
+            model,
+            target=target,
+            calib_data=calib_data,
+            samples=samples,
+            resolution=resolution,
+            weights=weights,
+            out=out,
+            overwrite=overwrite,
+            report=False,
+            progress=say,
+            batch=opts.batch,
+            dynamic_batch=opts.dynamic_batch,
+            opset=opts.opset,
+            target_options=opts.target_options,
+        ).export
+    else:
+        result = export_bundle(model, opts, out, weights=weights, overwrite=overwrite, progress=say)
     m = result.manifest
     if as_json:
         echo_json({"bundle": str(result.bundle), "seconds": result.seconds, "notes": result.notes, "manifest": m})
@@ -114,7 +124,7 @@ def list_targets_cmd(as_json: bool) -> None:
 
     rows = []
     for name in TARGETS.names():
-        spec = TARGETS.get(name).spec
+        spec = TARGETS.get(name)
         rows.append(
             {
                 "name": name,
@@ -123,6 +133,8 @@ def list_targets_cmd(as_json: bool) -> None:
                 "dynamic_batch": spec.dynamic_batch,
                 "opsets": list(spec.opsets),
                 "options": spec.options,
+                "runtime_backend": spec.runtime_backend,
+                "quantizer": spec.quantizer,
             }
         )
     if as_json:

@@ -111,12 +111,12 @@ def profile_calibrate_cmd(
     from pathlib import Path
 
     from edgecnn.bench.calibrate import default_suite, fit, graph_factor, measure_suite, write_profile
-    from edgecnn.bench.env import fingerprint
     from edgecnn.bench.measure import environment_warnings, usable_cores
     from edgecnn.cli.base import echo_json
     from edgecnn.errors import ConfigError
     from edgecnn.profiles import FLOAT_OPS_INT8, get_profile
-    from edgecnn.runtime.backends import import_sdk
+    from edgecnn.runtime.env import fingerprint
+    from edgecnn.sdk import import_sdk
 
     prior = get_profile(base)
     if prior.kind != "cpu" or "fp32" not in prior.precisions:

@@ -68,7 +68,7 @@ def quantize_cmd(
     With --qat-epochs the model is first fine-tuned with fake quantizers (QAT) on --train-data, and the bundle
     carries the scales QAT learned."""
     from edgecnn.errors import ConfigError
-    from edgecnn.quant.api import TRAIN_SAMPLES, quantize
+    from edgecnn.exporters.int8 import TRAIN_SAMPLES, quantize
 
     qat = None
     if qat_epochs is not None:

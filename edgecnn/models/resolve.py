@@ -55,3 +55,10 @@ def resolve_model(
     )
     info = load_weights(model, weights) if weights else None
     return model.eval(), info
+
+
+def as_module(model: str | nn.Module, weights: str | None = None) -> nn.Module:
+    """``model`` itself in eval mode when it is a module, else :func:`resolve_model` of the name or checkpoint."""
+    if isinstance(model, nn.Module):
+        return model.eval()
+    return resolve_model(model, weights=weights)[0]

@@ -10,8 +10,8 @@
   export of the scales it learned, for every target;
 * :mod:`~edgecnn.quant.layer_error`, :mod:`~edgecnn.quant.metrics` — per-layer and output error measures;
 * :mod:`~edgecnn.quant.lint` — risks found before quantizing;
-* :mod:`~edgecnn.quant.report` — JSON / Markdown / PNG report;
-* :mod:`~edgecnn.quant.api` — :func:`quantize`, what ``edgecnn quantize`` calls.
+* :mod:`~edgecnn.exporters.int8_report` — JSON / Markdown / PNG report;
+* :mod:`~edgecnn.exporters.int8` — :func:`quantize`, what ``edgecnn quantize`` calls.
 
 The exporters call into this package for ``--precision int8`` (``ExportOptions.quant``). Importing it loads no SDK.
 """

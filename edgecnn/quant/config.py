@@ -7,7 +7,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from edgecnn.errors import ConfigError
-from edgecnn.quant.samples import SampleSet
+from edgecnn.quant.samples import DEFAULT_SAMPLES, SampleSet, load_samples
+
+EVAL_SAMPLES = 1000
 
 if TYPE_CHECKING:
     from edgecnn.quant.qat import QatModel
@@ -118,3 +120,56 @@ class QuantConfig:
             "calibration": self.calibration.record(),
             "evaluation": None if self.evaluation is None else self.evaluation.record(),
         }
+
+
+def evaluation_transform(net: Any, resolution: int | None) -> Any:
+    """The model's evaluation transform at the export resolution (never a training transform)."""
+    pre = getattr(net, "preprocessing", None)
+    if pre is not None and resolution and pre.input_size != resolution:
+        pre = pre.at_resolution(resolution)
+    return pre
+
+
+def make_config(
+    net: Any,
+    calib_data: str | SampleSet,
+    *,
+    eval_data: str | SampleSet | None = None,
+    method: str = "mse",
+    samples: int = DEFAULT_SAMPLES,
+    max_drop: float | None = None,
+    resolution: int | None = None,
+    keep_float: tuple[str, ...] = (),
+    seed: int = 0,
+    per_channel: bool = True,
+    rounding: str = "gptq",
+) -> QuantConfig:
+    try:
+        meth = CalibMethod(method)
+    except ValueError:
+        raise ConfigError(f"unknown --method {method!r}", hint="one of mse, minmax, entropy, percentile") from None
+    try:
+        rnd = Rounding(rounding)
+    except ValueError:
+        raise ConfigError(f"unknown rounding {rounding!r}", hint="one of gptq, nearest") from None
+    pre = evaluation_transform(net, resolution)
+    if isinstance(calib_data, SampleSet):
+        calib = calib_data
+    else:
+        calib = load_samples(calib_data, pre, samples=samples, seed=seed)
+    ev = None
+    if eval_data is not None:
+        ev = (
+            eval_data
+            if isinstance(eval_data, SampleSet)
+            else load_samples(eval_data, pre, samples=EVAL_SAMPLES, seed=seed + 1, split="test")
+        )
+    return QuantConfig(
+        calibration=calib,
+        method=meth,
+        max_drop=max_drop,
+        evaluation=ev,
+        keep_float=keep_float,
+        per_channel=per_channel,
+        rounding=rnd,
+    )

@@ -56,7 +56,7 @@ def rank_layers(float_model: Path, sqnr: dict[str, float], layers: dict[str, str
     ``layers`` (node → module path) defaults to the float model's own name scopes."""
     import onnx
 
-    from edgecnn.bench.perlayer import onnx_scopes
+    from edgecnn.onnx_graph.scopes import onnx_scopes
 
     nodes = list(onnx.load(str(float_model)).graph.node)
     scope = layers if layers is not None else onnx_scopes(float_model)[0]

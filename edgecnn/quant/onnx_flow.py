@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import AccuracyBudgetError
+from edgecnn.onnx_graph.scopes import scopes_for
 from edgecnn.quant.config import CalibMethod, QuantConfig, Rounding
 from edgecnn.quant.layer_error import layer_errors, rank_sensitive
 from edgecnn.quant.metrics import compare
-from edgecnn.quant.names import resolve_keep_float, scopes_for
-from edgecnn.quant.ort_ptq import ort_logits, preprocess_for_quant, quantizable_nodes, quantize_qdq
+from edgecnn.quant.names import resolve_keep_float
+from edgecnn.quant.ort_ptq import QdqScheme, ort_logits, preprocess_for_quant, quantizable_nodes, quantize_qdq
 from edgecnn.quant.ranges import activation_ranges
 from edgecnn.quant.rounding import rounding_for, write_rounded
 
@@ -37,16 +38,16 @@ def budget_steps(n: int) -> list[int]:
 class _Source:
     """The float model the quantizer reads: ``pre`` with compensated-rounded weights, float where kept float."""
 
-    def __init__(self, pre: Path, cfg: QuantConfig, batch: int, flavour: str) -> None:
+    def __init__(self, pre: Path, cfg: QuantConfig, batch: int, scheme: QdqScheme) -> None:
         self.pre, self.path = pre, pre.with_name("rounded.onnx")
-        self.cfg, self.batch, self.flavour = cfg, batch, flavour
+        self.cfg, self.batch, self.scheme = cfg, batch, scheme
         self.ranges: dict[str, tuple[float, float]] | None = None  # --method mse: from the first model, reused
         self.rounded = rounding_for(pre, cfg, batch)
 
     def __call__(self, keep: list[str]) -> Path:
         path = write_rounded(self.pre, self.path, self.rounded, keep=keep) if self.rounded else self.pre
         if self.cfg.method is CalibMethod.MSE and self.ranges is None:
-            data, symmetric = self.cfg.calibration.data, self.flavour == "tensorrt"
+            data, symmetric = self.cfg.calibration.data, self.scheme.signed_activations
             self.ranges = activation_ranges(path, data, batch=self.batch, symmetric=symmetric)
         return path
 
@@ -56,7 +57,7 @@ def _search(
     out: Path,
     cfg: QuantConfig,
     batch: int,
-    flavour: str,
+    scheme: QdqScheme,
     keep: list[str],
     ranked: list[str],
     ref: Any,
@@ -69,7 +70,7 @@ def _search(
 
     def trial(k: int) -> dict[str, Any]:
         exclude = keep + ranked[:k]
-        quantize_qdq(src(exclude), out, cfg, batch=batch, flavour=flavour, exclude=exclude, ranges=src.ranges)
+        quantize_qdq(src(exclude), out, cfg, batch=batch, scheme=scheme, exclude=exclude, ranges=src.ranges)
         m = compare(ref, ort_logits(out, ev.data, batch), ev.labels)
         trials.append({"float_layers": len(keep) + k, "top1_drop_points": m["top1_drop_points"]})
         log.info("budget: %d layers in float → drop %.2f points", len(keep) + k, m["top1_drop_points"])
@@ -110,12 +111,12 @@ def _search(
             lo = mid
     if last != hit[0]:
         exclude = keep + ranked[: hit[0]]
-        quantize_qdq(src(exclude), out, cfg, batch=batch, flavour=flavour, exclude=exclude, ranges=src.ranges)
+        quantize_qdq(src(exclude), out, cfg, batch=batch, scheme=scheme, exclude=exclude, ranges=src.ranges)
     return hit
 
 
-def quantize_onnx_file(fp32: Path, out: Path, cfg: QuantConfig, *, batch: int, flavour: str) -> dict[str, Any]:
-    """Quantize ``fp32`` into ``out`` (QDQ) for ``flavour`` ("onnx" | "tensorrt"); returns the manifest record."""
+def quantize_onnx_file(fp32: Path, out: Path, cfg: QuantConfig, *, batch: int, scheme: QdqScheme) -> dict[str, Any]:
+    """Quantize ``fp32`` into ``out`` (QDQ) laid out for ``scheme``; returns the manifest record."""
     work = Path(tempfile.mkdtemp(prefix=".quant-", dir=out.parent))
     try:
         pre = preprocess_for_quant(fp32, work / "pre.onnx")
@@ -128,8 +129,8 @@ def quantize_onnx_file(fp32: Path, out: Path, cfg: QuantConfig, *, batch: int, f
         ev = cfg.evaluation if cfg.evaluation is not None else cfg.calibration
         ev.check_shape(tuple(cfg.calibration.data.shape[1:]), "evaluation")
         ref = ort_logits(pre, ev.data, batch)
-        src = _Source(pre, cfg, batch, flavour)
-        quantize_qdq(src(keep), out, cfg, batch=batch, flavour=flavour, exclude=keep, ranges=src.ranges)
+        src = _Source(pre, cfg, batch, scheme)
+        quantize_qdq(src(keep), out, cfg, batch=batch, scheme=scheme, exclude=keep, ranges=src.ranges)
         metrics = compare(ref, ort_logits(out, ev.data, batch), ev.labels)
         errs = layer_errors(pre, out, cfg.calibration.data[: LAYER_ERROR_SAMPLES * batch], batch=batch, layers=layers)
         fallback: list[dict[str, Any]] = []
@@ -137,7 +138,7 @@ def quantize_onnx_file(fp32: Path, out: Path, cfg: QuantConfig, *, batch: int, f
         if cfg.max_drop is not None and metrics["top1_drop_points"] > cfg.max_drop:
             ranked = rank_sensitive(errs, [n for n in candidates if n not in keep])
             loss = {e.owner: e.loss_db for e in errs}
-            k, metrics = _search(src, out, cfg, batch, flavour, keep, ranked, ref, fallback)
+            k, metrics = _search(src, out, cfg, batch, scheme, keep, ranked, ref, fallback)
             keep = keep + ranked[:k]
             for n in ranked[:k]:
                 why[n] = f"accuracy budget: adds {loss.get(n, float('nan')):.1f} dB of quantization noise"
@@ -147,7 +148,7 @@ def quantize_onnx_file(fp32: Path, out: Path, cfg: QuantConfig, *, batch: int, f
         return {
             "backend": "onnxruntime.quantization",
             "format": "QDQ",
-            "activations": "int8 symmetric" if flavour == "tensorrt" else "uint8 asymmetric",
+            "activations": scheme.activations,
             "weights": "int8 symmetric " + ("per-channel" if cfg.per_channel else "per-tensor"),
             **cfg.record(),
             # ONNX Runtime's static quantizer has none; edgecnn's removes the weights' mean shift (rounding.py)

@@ -70,8 +70,8 @@ def onnx_node(op_name: str) -> str:
 
 def _keep_float_ops(model: Any, cfg: QuantConfig, onnx_fp32: Path) -> dict[str, list[str]]:
     """``cfg.keep_float`` (module paths, ONNX node names or OpenVINO op names) → OpenVINO op names to ignore."""
-    from edgecnn.bench.perlayer import onnx_scopes
-    from edgecnn.quant.names import node_scopes, resolve_keep_float
+    from edgecnn.onnx_graph.scopes import node_scopes, onnx_scopes
+    from edgecnn.quant.names import resolve_keep_float
 
     if not cfg.keep_float:
         return {}
@@ -123,7 +123,7 @@ def _restore_float_weights(qmodel: Any, original: Any, names: list[str]) -> None
 
 def quantize_openvino(onnx_fp32: Path, cfg: QuantConfig, *, batch: int) -> tuple[Any, dict[str, Any]]:
     """OpenVINO model (converted from the fp32 ONNX) → NNCF INT8 model and the manifest record."""
-    from edgecnn.runtime.backends import import_sdk
+    from edgecnn.sdk import import_sdk
 
     nncf = import_sdk("nncf", "all")  # a missing SDK → MissingDependencyError naming the extra
     ov = import_sdk("openvino", "openvino")
@@ -207,7 +207,7 @@ def quantize_openvino(onnx_fp32: Path, cfg: QuantConfig, *, batch: int) -> tuple
     errs = openvino_layer_errors(
         model, qmodel, onnx_fp32, cfg.calibration.data[: LAYER_ERROR_SAMPLES * batch], batch=batch
     )
-    from edgecnn.bench.perlayer import onnx_scopes
+    from edgecnn.onnx_graph.scopes import onnx_scopes
 
     scope, _ = onnx_scopes(onnx_fp32)
     why = "accuracy budget (NNCF accuracy control)" if cfg.max_drop is not None else "not quantizable by NNCF"

@@ -12,24 +12,47 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgecnn.errors import ExportError
+from edgecnn.onnx_graph.edit import rewrite_file
+from edgecnn.onnx_graph.names import restore_node_metadata
+from edgecnn.onnx_graph.rewrites import space_to_depth_stem
 from edgecnn.quant.config import CalibMethod, QuantConfig
+from edgecnn.runtime.ort_session import QDQ_DISABLED_OPTIMIZERS, ort_session
 
 log = logging.getLogger(__name__)
-TRT_OPS = ("Conv", "Gemm", "MatMul")
-# ONNX Runtime's graph optimizer "WeightBiasQuantization" (onnxruntime ≥ 1.21) takes a Conv/Gemm with float weights
-# whose input comes from a DequantizeLinear — exactly what a layer kept in float (--keep-float, --max-drop) looks
-# like in a QDQ model — and quantizes its weights to int8 *per tensor* when the session loads. That silently undoes
-# the float fallback, and per-tensor weights collapse layers with wide per-channel ranges (the reason a layer is
-# kept float in the first place). Every session edgecnn opens on a QDQ model turns it off; the bundle records it
-# (``backend_options``) so the device runtime does the same.
-ORT_DISABLED_OPTIMIZERS = ("WeightBiasQuantization",)
 FALLBACK_OPS = frozenset({"Conv", "Gemm", "MatMul", "ConvTranspose", "Mul", "Sigmoid", "HardSigmoid", "HardSwish"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class QdqScheme:
+    """How a QDQ model is laid out for the runtime that will read it (see the module docstring)."""
+
+    signed_activations: bool  # int8 with zero point 0 (symmetric) instead of uint8 asymmetric
+    op_types: tuple[str, ...] | None  # the ops to quantize (None: every op ONNX Runtime's quantizer supports)
+    drop_zero_points: bool  # drop all-zero weight/bias zero points (TensorRT's parser wants them explicit)
+    space_to_depth_stem: bool  # rewrite the stem before quantizing (ONNX Runtime's slowest int8 conv)
+
+    @property
+    def activations(self) -> str:
+        return "int8 symmetric" if self.signed_activations else "uint8 asymmetric"
+
+    def prepare(self, fp32: Path) -> int:
+        """The exact rewrites the fp32 ONNX file gets before it is quantized (bundles and profile fitting alike):
+        for ONNX Runtime, the space-to-depth stem — its int8 convolution is slowest on a 3-channel input
+        (:func:`edgecnn.onnx_graph.rewrites.space_to_depth_stem`). TensorRT builds its own kernels."""
+        return rewrite_file(fp32, space_to_depth_stem) if self.space_to_depth_stem else 0
+
+
+ORT_CPU = QdqScheme(signed_activations=False, op_types=None, drop_zero_points=True, space_to_depth_stem=True)
+TENSORRT = QdqScheme(
+    signed_activations=True, op_types=("Conv", "Gemm", "MatMul"), drop_zero_points=False, space_to_depth_stem=False
+)
 
 
 class BatchReader:
@@ -84,68 +107,21 @@ def preprocess_for_quant(fp32: Path, out: Path) -> Path:
     return out
 
 
-def restore_node_metadata(model: Path, source: Path) -> int:
-    """Give each node of ``model`` without metadata that of the ``source`` node with its name, else the one
-    producing its first output; and give every unnamed node a unique name. ORT's pre-processing rewrites some graphs
-    (MobileNetV3's: every node) without their ``metadata_props``, and the bodies of the functions it inlines
-    (MobileNetV3's HardSwish → HardSigmoid + Mul) come without names: the quantized bundle would then map no kernel
-    back to a PyTorch layer, ORT's profiler would report every unnamed kernel under one empty name, and
-    ``--keep-float`` / ``--max-drop`` could not name them. Returns the number of nodes changed (the file is
-    rewritten only when there are any)."""
-    import onnx
-
-    src = onnx.load(str(source), load_external_data=False).graph.node
-    by_name = {n.name: n for n in src if n.metadata_props}
-    by_output = {o: n for n in src if n.metadata_props for o in n.output}
-    proto = onnx.load(str(model))
-    changed = name_unnamed_nodes(proto.graph)
-    producer: dict[str, Any] = {}
-    for n in proto.graph.node:  # topological order: an input's producer comes first
-        origin = by_name.get(n.name) or (by_output.get(n.output[0]) if n.output else None)
-        if origin is None and n.input:  # a node the rewrite created (an inlined function's body): its input's layer
-            origin = producer.get(n.input[0])
-        if origin is not None and not n.metadata_props:
-            n.metadata_props.extend(origin.metadata_props)
-            changed += 1
-        if n.metadata_props:
-            producer.update(dict.fromkeys(n.output, n))
-    if changed:
-        onnx.save(proto, str(model))
-    return changed
-
-
-def name_unnamed_nodes(graph: Any) -> int:
-    """Name each unnamed node of ``graph`` after its op and first output (unique in the graph); returns how many."""
-    taken = {n.name for n in graph.node if n.name}
-    named = 0
-    for n in graph.node:
-        if n.name:
-            continue
-        base = f"{n.op_type}_{n.output[0]}" if n.output else n.op_type
-        name, k = base, 1
-        while name in taken:
-            name, k = f"{base}_{k}", k + 1
-        n.name = name
-        taken.add(name)
-        named += 1
-    return named
-
-
 def quantize_qdq(
     pre_model: Path,
     out: Path,
     cfg: QuantConfig,
     *,
     batch: int,
-    flavour: str,
+    scheme: QdqScheme,
     exclude: Sequence[str] = (),
     ranges: dict[str, tuple[float, float]] | None = None,
 ) -> None:
-    """Write the QDQ model for ``flavour`` ("onnx" or "tensorrt") with ``exclude`` node names left in float.
+    """Write the QDQ model for ``scheme`` with ``exclude`` node names left in float.
 
     ``--method mse`` calibrates with MinMax and then overrides every activation's range with its MSE-optimal one
     (:mod:`edgecnn.quant.ranges`; ``ranges`` if given — e.g. computed once for all trials of a budget search)."""
-    from edgecnn.runtime.backends import import_sdk
+    from edgecnn.sdk import import_sdk
 
     oq = import_sdk("onnxruntime.quantization", "onnxruntime")  # missing → MissingDependencyError with the extra
     CalibrationMethod, QuantFormat, QuantType = oq.CalibrationMethod, oq.QuantFormat, oq.QuantType  # noqa: N806
@@ -160,11 +136,12 @@ def quantize_qdq(
     if len(reader) == 0:
         raise ExportError(f"calibration needs at least {batch} samples (one batch), got {len(cfg.calibration)}")
     extra: dict[str, Any] = {"CalibStridedMinMax": calib_stride(len(reader))}
-    if flavour == "tensorrt":
-        act, ops = QuantType.QInt8, list(TRT_OPS)
+    if scheme.signed_activations:
+        act = QuantType.QInt8
         extra.update(ActivationSymmetric=True, WeightSymmetric=True, QuantizeBias=False)
     else:
-        act, ops = QuantType.QUInt8, None
+        act = QuantType.QUInt8
+    ops = list(scheme.op_types) if scheme.op_types is not None else None
 
     if cfg.method is CalibMethod.PERCENTILE:
         extra["CalibPercentile"] = 99.999
@@ -172,7 +149,9 @@ def quantize_qdq(
         from edgecnn.quant.ranges import activation_ranges, quant_overrides
 
         if ranges is None:
-            ranges = activation_ranges(pre_model, cfg.calibration.data, batch=batch, symmetric=flavour == "tensorrt")
+            ranges = activation_ranges(
+                pre_model, cfg.calibration.data, batch=batch, symmetric=scheme.signed_activations
+            )
         extra["TensorQuantOverrides"] = quant_overrides(ranges)
     try:
         oq.quantize_static(
@@ -190,7 +169,7 @@ def quantize_qdq(
         )
     except Exception as e:  # ORT's quantizer raises bare exceptions
         raise ExportError(f"ONNX Runtime quantization failed: {str(e).splitlines()[0][:300]}") from e
-    if flavour == "onnx":  # tensorrt keeps the explicit zero points its parser checks (and has no int32 biases)
+    if scheme.drop_zero_points:  # TensorRT keeps the explicit zero points its parser checks (and no int32 biases)
         drop_zero_points(out)
 
 
@@ -235,29 +214,14 @@ def drop_zero_points(path: Path) -> int:
 
 
 def ort_backend_options(record: dict[str, Any] | None) -> dict[str, Any]:
-    """What a QDQ bundle's manifest tells the ONNX Runtime backend (see ``ORT_DISABLED_OPTIMIZERS``)."""
-    return {"onnxruntime_disabled_optimizers": list(ORT_DISABLED_OPTIMIZERS)} if record is not None else {}
-
-
-def ort_session(path: Path, threads: int | None = None) -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        opts.intra_op_num_threads = threads
-    return ort.InferenceSession(
-        str(path),
-        sess_options=opts,
-        providers=["CPUExecutionProvider"],
-        disabled_optimizers=list(ORT_DISABLED_OPTIMIZERS),
-    )
+    """What a QDQ bundle's manifest tells the ONNX Runtime backend (see ``QDQ_DISABLED_OPTIMIZERS``)."""
+    return {"onnxruntime_disabled_optimizers": list(QDQ_DISABLED_OPTIMIZERS)} if record is not None else {}
 
 
 def ort_logits(path: Path, data: np.ndarray, batch: int) -> np.ndarray:
     from edgecnn.quant.metrics import run_batched
 
-    sess = ort_session(path)
+    sess = ort_session(path, disabled_optimizers=QDQ_DISABLED_OPTIMIZERS, log_severity=2)
     name = sess.get_inputs()[0].name
     return run_batched(lambda x: sess.run(None, {name: x})[0], data, batch)
 

@@ -102,7 +102,7 @@ class QatModel:
 
 
 def _nncf() -> Any:
-    from edgecnn.runtime.backends import import_sdk
+    from edgecnn.sdk import import_sdk
 
     # NNCF gives its first C++ kernel build 60 s, which a loaded 2-core machine exceeds; a user's setting wins.
     os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", EXTENSION_TIMEOUT_S)

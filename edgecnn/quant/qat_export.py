@@ -4,14 +4,13 @@ NNCF's quantizers switch to their ONNX Quantize/Dequantize export mode and the m
 ONNX exporter (NNCF hooks that tracer; torch.onnx's dynamo exporter would need ``torchao`` for fake quantizers). The
 Q(weight) nodes are then folded into int8 initializers, so the file stores int8 weights feeding DequantizeLinear —
 the QDQ form ONNX Runtime's own quantizer writes, and what TensorRT's explicit quantization reads. OpenVINO converts
-that QDQ ONNX into FakeQuantize (activations) and int8 weight constants. The targets call :func:`build_onnx` /
-:func:`build_openvino` when ``ExportOptions.quant.qat`` is set.
+that QDQ ONNX into FakeQuantize (activations) and int8 weight constants. The QAT quantizer backends
+(:mod:`edgecnn.quant.quantizers`) call these when ``QuantConfig.qat`` is set.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +21,8 @@ import torch
 from torch import nn
 
 from edgecnn.errors import ConfigError, ExportError
+from edgecnn.onnx_graph.torch_export import torch_to_onnx
+from edgecnn.quant.backend import QuantJob
 from edgecnn.quant.qat import QatModel, logits, quantizers, quiet_nncf
 
 log = logging.getLogger(__name__)
@@ -89,29 +90,17 @@ def export_qat_onnx(qat: QatModel, example: torch.Tensor, path: Path, *, opset: 
     """The QAT module as a QDQ ONNX file carrying its learned scales (see the module docstring)."""
     import onnx
 
-    from edgecnn.exporters.to_onnx import INPUT, OUTPUT
-
     module = qat.module.eval()
-    axes = {INPUT: {0: "batch"}, OUTPUT: {0: "batch"}} if dynamic_batch is not None else None
-    with _qdq_export_mode(module), warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        try:
-            torch.onnx.export(
-                module,
-                (example,),
-                str(path),
-                dynamo=False,  # NNCF's Q/DQ export hooks the TorchScript tracer; dynamo would need torchao
-                opset_version=opset,
-                input_names=[INPUT],
-                output_names=[OUTPUT],
-                dynamic_axes=axes,
-            )
-        except Exception as e:  # the exporter raises many types; report the first line
-            raise ExportError(
-                f"ONNX export of the QAT model failed: {str(e).splitlines()[0][:300]}",
-                hint="rerun with --debug; the TorchScript exporter supports opsets up to 20",
-            ) from e
+    with _qdq_export_mode(module):
+        torch_to_onnx(
+            module,
+            example,
+            path,
+            opset=opset,
+            dynamic_batch=dynamic_batch,
+            tracer=True,
+            what="ONNX export of the QAT model",
+        )
     proto = onnx.load(str(path))
     if fold_weight_quantizers(proto) != qat.scheme["weight_quantizers"]:
         raise ExportError("the QAT export did not produce one weight Q/DQ pair per NNCF weight quantizer")
@@ -121,9 +110,9 @@ def export_qat_onnx(qat: QatModel, example: torch.Tensor, path: Path, *, opset: 
     return path
 
 
-def check_scheme(qat: QatModel, flavour: str) -> None:
+def check_scheme(qat: QatModel, *, signed_required: bool) -> None:
     """TensorRT's explicit quantization takes only signed int8 Q/DQ with zero point 0."""
-    if flavour == "tensorrt" and not (qat.scheme["signed_activations"] and qat.scheme["symmetric"]):
+    if signed_required and not (qat.scheme["signed_activations"] and qat.scheme["symmetric"]):
         raise ConfigError(
             "this QAT model has unsigned or asymmetric activation quantizers; TensorRT takes only signed, "
             "symmetric int8 Q/DQ",
@@ -131,28 +120,29 @@ def check_scheme(qat: QatModel, flavour: str) -> None:
         )
 
 
-def _evaluate(ctx: Any, run: Callable[[np.ndarray, int], np.ndarray]) -> dict[str, Any]:
+def evaluate(job: QuantJob, run: Callable[[np.ndarray, int], np.ndarray]) -> dict[str, Any]:
     """fp32 (the float PyTorch model) vs the exported QAT model on the evaluation (else calibration) set."""
     from edgecnn.quant.metrics import compare
 
-    cfg = ctx.opts.quant
+    cfg = job.cfg
     ev = cfg.evaluation if cfg.evaluation is not None else cfg.calibration
-    batch = int(ctx.example.shape[0])
-    got = run(ev.data, batch)
-    ref = logits(ctx.model, ev.data[: len(got)])
+    got = run(ev.data, job.batch)
+    ref = logits(job.model, ev.data[: len(got)])
     labels = None if ev.labels is None else ev.labels[: len(got)]
     return {**compare(ref, got, labels), "on": "evaluation" if cfg.evaluation is not None else "calibration"}
 
 
-def _record(ctx: Any, qat: QatModel, *, fmt: str, metrics: dict[str, Any]) -> dict[str, Any]:
+def qat_record(job: QuantJob, *, fmt: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's quantization record of a QAT export."""
     import nncf
 
+    qat = job.cfg.qat
     return {
         "backend": f"nncf {nncf.__version__} QAT (torch)",
         "format": fmt,
         "activations": qat.scheme["activations"],
         "weights": qat.scheme["weights"],
-        **ctx.opts.quant.record(),
+        **job.cfg.record(),
         "method": "qat",
         "rounding": "nearest, of the weights QAT learned",
         "per_channel": qat.scheme["per_channel"],
@@ -163,37 +153,3 @@ def _record(ctx: Any, qat: QatModel, *, fmt: str, metrics: dict[str, Any]) -> di
         "layer_errors": [],  # per-layer error vs float needs the same weights; QAT changed them
         "qat": qat.record,
     }
-
-
-def build_onnx(ctx: Any, *, flavour: str) -> tuple[Path, dict[str, Any]]:
-    """The ``onnx`` / ``tensorrt`` INT8 build for a QAT model: ``model.onnx`` and the quantization record."""
-    from edgecnn.quant.ort_ptq import ort_logits
-
-    qat = ctx.opts.quant.qat
-    check_scheme(qat, flavour)
-    path = export_qat_onnx(
-        qat, ctx.example, ctx.workdir / "model.onnx", opset=ctx.opts.opset, dynamic_batch=ctx.opts.dynamic_batch
-    )
-    metrics = _evaluate(ctx, lambda x, b: ort_logits(path, x, b))
-    fmt = "QDQ (QAT scales)" + (", signed symmetric for TensorRT" if flavour == "tensorrt" else "")
-    return path, _record(ctx, qat, fmt=fmt, metrics=metrics)
-
-
-def build_openvino(ctx: Any) -> tuple[Any, dict[str, Any], Path]:
-    """The ``openvino`` INT8 build for a QAT model: the OpenVINO model converted from the QAT QDQ ONNX (Q/DQ →
-    FakeQuantize, int8 weights), the record, and the intermediate ONNX path (the target deletes it)."""
-    import openvino as ov
-
-    from edgecnn.quant.openvino_flow import ov_logits
-
-    qat = ctx.opts.quant.qat
-    onnx_path = export_qat_onnx(
-        qat,
-        ctx.example,
-        ctx.workdir / "intermediate.onnx",
-        opset=ctx.opts.opset,
-        dynamic_batch=ctx.opts.dynamic_batch,
-    )
-    model = ov.convert_model(str(onnx_path))
-    metrics = _evaluate(ctx, lambda x, b: ov_logits(model, x, b))
-    return model, _record(ctx, qat, fmt="OpenVINO IR with FakeQuantize (QAT scales)", metrics=metrics), onnx_path

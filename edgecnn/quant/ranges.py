@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn.runtime.ort_session import ort_session
+
 BINS = 8192  # histogram resolution: 1/8192 of the min..max span
 CANDIDATES = 128  # range ends tried per side
 LEVELS = 255  # uint8 / int8 steps
@@ -74,12 +76,7 @@ def mse_range(hist: np.ndarray, lo: float, hi: float, *, symmetric: bool = False
 
 
 def _session(proto: Any) -> Any:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # every tensor as the model names it
-    return ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return ort_session(proto.SerializeToString(), optimize=False)  # every tensor as the model names it
 
 
 def activation_ranges(

@@ -204,8 +204,9 @@ def compensated_rounding(
     ``bias_correction`` also bias initializer name → float bias plus the rounding's mean output shift
     ``(W − Q)·E[x]``."""
     import onnx
-    import onnxruntime as ort
     from onnx import numpy_helper
+
+    from edgecnn.runtime.ort_session import ort_session
 
     proto = onnx.load(str(onnx_path))
     nodes = _weighted_nodes(proto)
@@ -217,9 +218,7 @@ def compensated_rounding(
     for t in feeds:
         if t not in graph_outputs:
             proto.graph.output.append(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None))
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    sess = ort_session(proto.SerializeToString())
     name = sess.get_inputs()[0].name
     hs: dict[str, Any] = {}
     sums: dict[str, Any] = {}

@@ -1,4 +1,9 @@
-"""Backend sessions: the one place each vendor SDK is imported (lazily), each a small class with ``run``.
+"""Runtime backends: a registry of the SDKs that run bundles, each a small class with ``run``, imported lazily.
+
+A backend says which model files it reads (the bundle entry's suffix) and, where a file alone is not enough, which
+``backend_options`` key a bundle must carry for it (TensorRT needs its engine build settings). The backend a bundle
+runs on by default is recorded in its manifest (``backend_options.runtime_backend``, from the export target's
+descriptor), so a new export target needs no edit here.
 
 Every backend must be safe to call from many threads at once: ONNX Runtime's ``InferenceSession.run`` is; for
 OpenVINO and TensorRT each thread gets its own infer request / execution context.
@@ -6,32 +11,24 @@ OpenVINO and TensorRT each thread gets its own infer request / execution context
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from edgecnn.errors import BackendError, MissingDependencyError
+from edgecnn.errors import BackendError, UnknownNameError
+from edgecnn.registry import Registry
 from edgecnn.runtime.bundle import Bundle
+from edgecnn.runtime.ort_session import ort_session
+from edgecnn.sdk import import_sdk
 
 log = logging.getLogger(__name__)
 
-# target → the backend that runs its files by default
-DEFAULT_BACKEND = {"onnx": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
-# backend → targets whose entry file it can read
-READS = {"onnxruntime": ("onnx", "tensorrt"), "openvino": ("openvino", "onnx"), "tensorrt": ("tensorrt",)}
-EXTRA = {"onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
-
-
-def import_sdk(module: str, extra: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise MissingDependencyError(
-            f"the {module} SDK is not installed ({e})", hint=f'pip install "edgecnn[{extra}]"'
-        ) from None
+# Bundles written before manifests recorded their runtime backend: the backend of each built-in target.
+LEGACY_DEFAULT_BACKEND = {"onnx": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
 
 
 class BackendSession(Protocol):
@@ -41,38 +38,70 @@ class BackendSession(Protocol):
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]: ...
 
 
+@dataclass(frozen=True, kw_only=True)
+class RuntimeBackend:
+    """A registered backend: its name, what it reads, and how to open a session on a bundle."""
+
+    name: str
+    extra: str  # the pip extra that installs its SDK
+    reads: tuple[str, ...]  # model file suffixes it runs
+    requires_option: str | None = None  # a backend_options key the bundle must carry for it
+    open: Callable[[Bundle, str | None, int | None], BackendSession]
+
+    def can_run(self, bundle: Bundle) -> bool:
+        entry = bundle.manifest.entry
+        needs = self.requires_option
+        return entry.endswith(self.reads) and (needs is None or needs in bundle.manifest.backend_options)
+
+
+BACKENDS: Registry[RuntimeBackend] = Registry("runtime backend")
+
+
+def register_backend(backend: RuntimeBackend) -> RuntimeBackend:
+    return BACKENDS.register(backend.name, backend)
+
+
+def default_backend(bundle: Bundle) -> str:
+    """The backend the bundle was made for: recorded in its manifest, else its built-in target's."""
+    opts, target = bundle.manifest.backend_options, bundle.manifest.target
+    name = opts.get("runtime_backend") or LEGACY_DEFAULT_BACKEND.get(target)
+    if not isinstance(name, str):
+        raise BackendError(
+            f"the bundle names no runtime backend for target {target!r}", hint="pass --backend NAME explicitly"
+        )
+    return name
+
+
 class OrtBackend:
     """ONNX Runtime: CPU, or the CUDA / TensorRT execution providers when the device asks and they exist."""
 
     name = "onnxruntime"
+    PROVIDERS = {
+        "cpu": ("CPUExecutionProvider",),
+        "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
+        "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
+    }
 
     def __init__(self, bundle: Bundle, device: str | None, threads: int | None) -> None:
         ort = import_sdk("onnxruntime", "onnxruntime")
         device = (device or "cpu").lower()
-        available = ort.get_available_providers()
-        wanted = {
-            "cpu": ["CPUExecutionProvider"],
-            "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
-            "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
-        }
-        if device not in wanted:
+        if device not in self.PROVIDERS:
             raise BackendError(f"onnxruntime device {device!r} is not supported", hint="use cpu, cuda or tensorrt")
-        providers = [p for p in wanted[device] if p in available]
-        if wanted[device][0] not in available:
+        wanted, available = self.PROVIDERS[device], ort.get_available_providers()
+        if wanted[0] not in available:
             raise BackendError(
-                f"onnxruntime has no {wanted[device][0]} here (available: {', '.join(available)})",
+                f"onnxruntime has no {wanted[0]} here (available: {', '.join(available)})",
                 hint="install onnxruntime-gpu on a CUDA machine, or use --device cpu",
             )
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-        # optimizers the bundle must run without (an INT8 QDQ bundle: edgecnn.quant.ort_ptq.ORT_DISABLED_OPTIMIZERS)
+        # optimizers the bundle must run without (an INT8 QDQ bundle: ort_session.QDQ_DISABLED_OPTIMIZERS)
         disabled = [str(o) for o in bundle.manifest.backend_options.get("onnxruntime_disabled_optimizers", [])]
         try:
-            self._sess = ort.InferenceSession(
-                str(bundle.model_path), sess_options=opts, providers=providers, disabled_optimizers=disabled
+            self._sess = ort_session(
+                bundle.model_path,
+                threads=threads,
+                providers=[p for p in wanted if p in available],
+                disabled_optimizers=disabled,
+                log_severity=2,
             )
         except Exception as e:  # ORT raises its own exception types
             raise BackendError(f"onnxruntime cannot load {bundle.manifest.entry!r}: {str(e).splitlines()[0]}") from None
@@ -123,18 +152,34 @@ class OpenVINOBackend:
         return [np.array(res[o], copy=True) for o in self._outputs]
 
 
-def make_backend(name: str, bundle: Bundle, device: str | None, threads: int | None) -> BackendSession:
-    target = bundle.manifest.target
-    if name not in READS:
-        raise BackendError(f"unknown backend {name!r}", hint=f"one of {', '.join(READS)}")
-    if target not in READS[name]:
-        raise BackendError(f"backend {name!r} cannot run a {target!r} bundle", hint=f"use {DEFAULT_BACKEND[target]!r}")
-    if name == "onnxruntime":
-        if target == "tensorrt":
-            log.info("running the TensorRT-ready ONNX in ONNX Runtime (numerics check, not a TensorRT engine)")
-        return OrtBackend(bundle, device, threads)
-    if name == "openvino":
-        return OpenVINOBackend(bundle, device, threads)
+def _open_ort(bundle: Bundle, device: str | None, threads: int | None) -> BackendSession:
+    if "tensorrt" in bundle.manifest.backend_options:
+        log.info("running the TensorRT-ready ONNX in ONNX Runtime (numerics check, not a TensorRT engine)")
+    return OrtBackend(bundle, device, threads)
+
+
+def _open_tensorrt(bundle: Bundle, device: str | None, threads: int | None) -> BackendSession:
     from edgecnn.runtime.trt_engine import TensorRTBackend
 
     return TensorRTBackend(bundle, device, threads)
+
+
+register_backend(RuntimeBackend(name="onnxruntime", extra="onnxruntime", reads=(".onnx",), open=_open_ort))
+register_backend(RuntimeBackend(name="openvino", extra="openvino", reads=(".xml", ".onnx"), open=OpenVINOBackend))
+register_backend(
+    RuntimeBackend(name="tensorrt", extra="tensorrt", reads=(".onnx",), requires_option="tensorrt", open=_open_tensorrt)
+)
+
+
+def make_backend(name: str, bundle: Bundle, device: str | None, threads: int | None) -> BackendSession:
+    """Open ``bundle`` on the backend called ``name`` (after checking it reads the bundle's files)."""
+    try:
+        backend = BACKENDS.get(name)
+    except UnknownNameError as e:
+        raise BackendError(f"unknown backend {name!r}", hint=e.hint) from None
+    if not backend.can_run(bundle):
+        raise BackendError(
+            f"backend {name!r} cannot run a {bundle.manifest.target!r} bundle",
+            hint=f"use {default_backend(bundle)!r}",
+        )
+    return backend.open(bundle, device, threads)

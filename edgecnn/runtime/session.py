@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import InputSpecError, MissingDependencyError
-from edgecnn.runtime.backends import DEFAULT_BACKEND, BackendSession, make_backend
+from edgecnn.runtime.backends import BackendSession, default_backend, make_backend
 from edgecnn.runtime.bundle import Bundle, open_bundle
 from edgecnn.runtime.manifest import Manifest, TensorSpec
 from edgecnn.runtime.preprocess import preprocess_batch
@@ -132,11 +132,11 @@ def load(
 ) -> Session:
     """Verify a bundle (schema, containment, sizes, hashes) and open it with ``backend`` (default: the target's)."""
     b = open_bundle(bundle)
-    name = backend or DEFAULT_BACKEND[b.manifest.target]
+    name = backend or default_backend(b)
     try:
         return Session(b, make_backend(name, b, device, threads))
     except MissingDependencyError as e:
-        if backend is None and b.manifest.target == "tensorrt":
+        if backend is None and name == "tensorrt":
             raise MissingDependencyError(
                 f"{e.message}; a tensorrt bundle runs on an NVIDIA device with TensorRT",
                 hint='pip install "edgecnn[tensorrt]" there, or pass --backend '

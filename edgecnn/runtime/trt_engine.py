@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import BackendError
-from edgecnn.runtime.backends import import_sdk
 from edgecnn.runtime.bundle import Bundle
+from edgecnn.sdk import import_sdk
 
 log = logging.getLogger(__name__)
 

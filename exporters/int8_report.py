@@ -31,7 +31,7 @@ def interleaved_latency(
     """p50/p90/p99 per session over ``rounds`` × ``iters`` calls, the sessions taking turns each round."""
     import time
 
-    from edgecnn.bench.timing import summarize
+    from edgecnn.runtime.timing import summarize
 
     for s in sessions.values():
         for _ in range(warmup):
@@ -62,12 +62,15 @@ def build_report(
     measure_latency: bool = True,
 ) -> dict[str, Any]:
     """Everything the report shows, from the INT8 bundle plus a throw-away fp32 bundle of the same target."""
-    from edgecnn.bench.env import fingerprint
-    from edgecnn.exporters import ExportOptions, Precision, export_bundle
-    from edgecnn.exporters.driver import PARITY_BACKEND
+    from edgecnn.exporters.driver import export_bundle
+    from edgecnn.exporters.options import ExportOptions
+    from edgecnn.precision import Precision
     from edgecnn.runtime import load
+    from edgecnn.runtime.env import fingerprint
+    from edgecnn.runtime.manifest import Manifest
 
-    q = load(int8_bundle, backend=PARITY_BACKEND[json.loads((int8_bundle / "manifest.json").read_text())["target"]])
+    parity = Manifest.read(int8_bundle).data["parity"] or {}
+    q = load(int8_bundle, backend=parity.get("backend"))  # the backend that verified it at export
     m = q.manifest.data
     rec = m["quantization"] or {}
     report: dict[str, Any] = {
@@ -203,7 +206,7 @@ def to_markdown(r: dict[str, Any]) -> str:
 
 def to_png(r: dict[str, Any], path: Path) -> None:
     """Two panels: worst-layer SQNR, and fp32 vs int8 size / latency."""
-    from edgecnn.runtime.backends import import_sdk
+    from edgecnn.sdk import import_sdk
 
     matplotlib = import_sdk("matplotlib", "all")  # the PNG needs matplotlib; missing → the extra to install
     matplotlib.use("Agg")

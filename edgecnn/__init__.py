@@ -10,8 +10,8 @@ from typing import Any
 from edgecnn._version import __version__
 
 _LAZY = {
-    "create_model": "edgecnn.models.registry",
-    "list_models": "edgecnn.models.registry",
+    "create_model": "edgecnn.models.zoo",
+    "list_models": "edgecnn.models.zoo",
     "load_weights": "edgecnn.models.weights",
     "save_weights": "edgecnn.models.weights",
     "analyze": "edgecnn.analysis",

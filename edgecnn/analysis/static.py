@@ -183,7 +183,7 @@ def analyze_named(
     depth_mult: float | None = None,
 ) -> ModelStats:
     """Analyse a zoo model by name, built on the meta device (no weights allocated)."""
-    from edgecnn.models.registry import create_model, get_model_entry
+    from edgecnn.models.zoo import create_model, get_model_entry
 
     entry = get_model_entry(name)
     with torch.device("meta"):

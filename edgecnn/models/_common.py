@@ -7,7 +7,7 @@ import dataclasses
 from torch import nn
 
 from edgecnn.models.blocknet import BlockNet, FeatureNet, NetConfig
-from edgecnn.models.registry import ModelOptions
+from edgecnn.models.zoo import ModelOptions
 from edgecnn.runtime.preprocess import Preprocessing
 
 

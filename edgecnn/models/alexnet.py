@@ -10,7 +10,7 @@ from torch import nn
 
 from edgecnn.errors import ConfigError
 from edgecnn.models._common import imagenet_pre
-from edgecnn.models.registry import ModelEntry, ModelOptions, register_model
+from edgecnn.models.zoo import ModelEntry, ModelOptions, register_model
 
 # (out_channels, kernel, stride, padding, max-pool after)
 CONVS = ((64, 11, 4, 2, True), (192, 5, 1, 2, True), (384, 3, 1, 1, False), (256, 3, 1, 1, False), (256, 3, 1, 1, True))

@@ -15,7 +15,7 @@ from edgecnn.layers.activations import Act
 from edgecnn.layers.conv_bn_act import NormSpec
 from edgecnn.models._common import build_blocknet, imagenet_pre
 from edgecnn.models.blocknet import HeadRule, NetConfig
-from edgecnn.models.registry import ModelEntry, register_model
+from edgecnn.models.zoo import ModelEntry, register_model
 from edgecnn.runtime.preprocess import Preprocessing
 
 B0 = (  # e = expansion, k = depthwise kernel, s = stride, c = channels, r = repeats (Table 1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from edgecnn.layers.activations import Act
 from edgecnn.models._common import build_blocknet, imagenet_pre
 from edgecnn.models.blocknet import HeadRule, NetConfig
-from edgecnn.models.registry import ModelEntry, register_model
+from edgecnn.models.zoo import ModelEntry, register_model
 
 ARCH = (
     ("ds_c64",),  # 112×112

@@ -9,7 +9,7 @@ from __future__ import annotations
 from edgecnn.layers.activations import Act
 from edgecnn.models._common import build_blocknet, imagenet_pre
 from edgecnn.models.blocknet import HeadRule, MidRule, NetConfig
-from edgecnn.models.registry import ModelEntry, register_model
+from edgecnn.models.zoo import ModelEntry, register_model
 
 ARCH = (  # t (expansion), c (channels), n (repeats), s (stride) of Table 2
     ("ir_k3_e1_c16",),  # 112×112

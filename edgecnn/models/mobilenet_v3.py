@@ -11,7 +11,7 @@ from edgecnn.layers.activations import Act
 from edgecnn.layers.conv_bn_act import NormSpec
 from edgecnn.models._common import build_blocknet, imagenet_pre
 from edgecnn.models.blocknet import HeadRule, NetConfig, SERule
-from edgecnn.models.registry import ModelEntry, register_model
+from edgecnn.models.zoo import ModelEntry, register_model
 
 LARGE = (  # m = expanded channels, are = ReLU (default hard-swish)
     ("ir_k3_m16_c16_are",),  # 112×112

@@ -8,7 +8,7 @@ from pathlib import Path
 from torch import nn
 
 from edgecnn.errors import ConfigError
-from edgecnn.models.registry import MODELS, create_model
+from edgecnn.models.zoo import MODELS, create_model
 from edgecnn.models.weights import WeightsInfo, load_weights, read_state_dict
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")

@@ -138,7 +138,7 @@ def _summarize(kind: str, items: list[str]) -> str:
 
 
 def _family(model: nn.Module) -> str:
-    from edgecnn.models.registry import get_model_entry
+    from edgecnn.models.zoo import get_model_entry
 
     name = getattr(model, "edgecnn_name", None)
     if name is None:
@@ -212,7 +212,7 @@ def _carried_preprocessing(model: nn.Module, fmt: str, meta: dict[str, str]) -> 
         return Preprocessing(input_size=crop, resize_size=resize, interpolation=interp)
     if fmt == "efficientnet_pytorch" and name:
         from edgecnn.models.efficientnet import lite_preprocessing
-        from edgecnn.models.registry import get_model_entry
+        from edgecnn.models.zoo import get_model_entry
 
         return lite_preprocessing(get_model_entry(name).default_resolution) if "lite" in name else None
     return None

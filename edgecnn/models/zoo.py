@@ -1,4 +1,4 @@
-"""The model registry and ``create_model``: every zoo model is found by name, with its defaults as metadata."""
+"""The model zoo: the registry of architectures and ``create_model``: every zoo model is found by name, with its defaults as metadata."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The model zoo: the registry of architectures and ``create_model``: every zoo model is found by name, with its defaults as metadata."""
+"""The model zoo: the registry of architectures and ``create_model`` (every model found by name, with its defaults)."""
 
 from __future__ import annotations
 

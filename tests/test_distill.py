@@ -59,3 +59,23 @@ def test_student_trains_from_teacher_checkpoint(tmp_path):
         tmp_path / "s",
     )
     assert math.isfinite(student.history[0]["train_loss"]) and student.checkpoint.is_file()
+
+
+def test_objective_is_ce_without_teacher_and_distillation_with_one():
+    from edgecnn.train.distill import objective
+
+    g = torch.Generator().manual_seed(0)
+    x, s = torch.randn(6, 5, generator=g), torch.randn(6, 3, generator=g)
+    y = F.one_hot(torch.tensor([0, 1, 2, 0, 1, 2]), 3).float()
+    teacher = torch.nn.Linear(5, 3)
+    torch.testing.assert_close(objective(None, alpha=0.5, temperature=2.0)(s, x, y), soft_cross_entropy(s, y))
+    with torch.no_grad():
+        t = teacher(x)
+    kd = objective(teacher, alpha=0.5, temperature=2.0, label_smoothing=0.1)
+    torch.testing.assert_close(kd(s, x, y), distillation_loss(s, t, y, temperature=2.0, alpha=0.5, label_smoothing=0.1))
+    torch.testing.assert_close(kd(s, x, None), kd_kl(s, t, 2.0))  # no targets: the teacher alone
+    s.requires_grad_(True)
+    kd(s, x, y).backward()
+    assert teacher.weight.grad is None  # the teacher runs without gradients
+    with pytest.raises(ValueError, match="needs a teacher"):
+        objective(None, alpha=0.0, temperature=1.0)(s, x, None)

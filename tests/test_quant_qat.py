@@ -241,6 +241,31 @@ def test_finetuning_trains_weights_and_scales_and_is_seeded():
     assert all(np.array_equal(a["scale"], b["scale"]) for a, b in zip(end, quantizer_ranges(again), strict=True))
 
 
+def test_finetune_steps_through_the_trainers_loop(monkeypatch):
+    """QAT fine-tuning takes its steps with the trainer's StepLoop (see test_train.py's twin): one run_epoch per
+    epoch, global steps carried across epochs, frozen BN, and its own wording when the loss stops being finite."""
+    from edgecnn.quant.qat import QatConfig, finetune
+    from edgecnn.train.loop import StepLoop
+
+    calls = []
+    original = StepLoop.run_epoch
+
+    def spy(self, module, batches, *, epoch, step):
+        stats = original(self, module, batches, epoch=epoch, step=step)
+        calls.append((module, epoch, step, stats.step, self.freeze_bn, self.name))
+        return stats
+
+    monkeypatch.setattr(StepLoop, "run_epoch", spy)
+    torch.manual_seed(0)
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5))
+    student = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5))
+    x = np.random.default_rng(0).standard_normal((20, 3, 4, 4)).astype(np.float32)
+    train = from_arrays(x, labels=np.arange(20) % 5)
+    history = finetune(student, teacher, train, QatConfig(epochs=2, batch_size=8, distill_alpha=0.5))
+    assert calls == [(student, 0, 0, 2, True, "QAT"), (student, 1, 2, 4, True, "QAT")]  # 20 // 8 = 2 steps an epoch
+    assert [h["steps"] for h in history] == [2, 4]
+
+
 def test_qat_config_is_validated():
     from edgecnn.quant.qat import QatConfig
 

@@ -255,6 +255,95 @@ def test_bad_batch_and_divergence_errors(tmp_path):
         fit(tiny(), tmp_path / "file")
 
 
+# ---------------------------------------------------------------- the shared step loop
+
+
+def _toy_loop(lr: float = 0.1):
+    """A seeded linear classifier, four fixed batches and a StepLoop over them (SGD, cosine without warm-up)."""
+    from edgecnn.train.distill import objective
+    from edgecnn.train.loop import StepLoop
+    from edgecnn.train.optim import schedule
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(32, 6, generator=g)
+    y = torch.nn.functional.one_hot(x[:, :3].argmax(1), 3).float()  # a learnable rule
+    batches = [(x[i : i + 8], y[i : i + 8]) for i in range(0, 32, 8)]
+    loop = StepLoop(
+        optimizer=torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9),
+        loss_fn=objective(None, alpha=0.0, temperature=1.0),
+        lr_at=schedule(OptimConfig(lr=lr, min_lr_ratio=0.0), total_steps=4 * 5, warmup_steps=0),
+        grad_clip=5.0,
+        freeze_bn=True,
+    )
+    return net, batches, loop
+
+
+def _run_toy(epochs: int = 5):
+    net, batches, loop = _toy_loop()
+    stats, step = [], 0
+    for epoch in range(epochs):
+        stats.append(loop.run_epoch(net, batches, epoch=epoch, step=step))
+        step = stats[-1].step
+    return net, stats, loop
+
+
+def test_step_loop_is_deterministic_and_learns():
+    net_a, stats_a, loop = _run_toy()
+    net_b, stats_b, _ = _run_toy()
+    assert [s.step for s in stats_a] == [4, 8, 12, 16, 20] and stats_a[0].samples == 32 and stats_a[0].batches == 4
+    assert [s.loss_sum for s in stats_a] == [s.loss_sum for s in stats_b]  # bit-identical on a second run
+    assert all(torch.equal(a, b) for a, b in zip(net_a.state_dict().values(), net_b.state_dict().values(), strict=True))
+    assert stats_a[-1].mean_loss < 0.6 * stats_a[0].mean_loss  # it learns
+    assert loop.optimizer.param_groups[0]["lr"] == pytest.approx(loop.lr_at(19))  # the schedule is applied per step
+    assert net_a.training and not net_a[1].training  # freeze_bn: BatchNorm stays in eval mode
+    assert int(net_a[1].num_batches_tracked) == 0
+
+
+def test_step_loop_names_the_divergence():
+    net, batches, loop = _toy_loop()
+    bad = [(batches[0][0] * float("nan"), batches[0][1])]
+    with pytest.raises(ConfigError, match=r"training diverged at epoch 3, step 7") as e:
+        loop.run_epoch(net, bad, epoch=2, step=7)
+    assert "learning rate" in e.value.hint
+
+
+def test_fit_steps_through_the_shared_loop(tmp_path, monkeypatch):
+    """The trainer's epochs are StepLoop.run_epoch calls (the loop QAT fine-tuning uses; see test_quant_qat.py)."""
+    from edgecnn.train.loop import StepLoop
+
+    calls = []
+    original = StepLoop.run_epoch
+
+    def spy(self, module, batches, *, epoch, step):
+        stats = original(self, module, batches, epoch=epoch, step=step)
+        calls.append((epoch, step, stats.step, self.after_step is not None))
+        return stats
+
+    monkeypatch.setattr(StepLoop, "run_epoch", spy)
+    res = fit(tiny(optim={"epochs": 2}), tmp_path)
+    assert calls == [(0, 0, 4, True), (1, 4, 8, True)]  # the EMA update rides on the loop's after-step hook
+    assert [r["step"] for r in res.history] == [4, 8]
+
+
+def test_train_never_imports_later_layers():
+    """edgecnn.train sits below quant, exporters, bench and cli: not even a function-level import of them."""
+    import ast
+    from pathlib import Path
+
+    import edgecnn.train
+
+    later = ("edgecnn.quant", "edgecnn.exporters", "edgecnn.bench", "edgecnn.cli", "exporters", "benchmarks")
+    for path in Path(edgecnn.train.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            bad = [n for n in names if n.startswith(later)]
+            assert not bad, f"{path.name} imports {bad}"
+
+
 # ---------------------------------------------------------------- CLI
 
 

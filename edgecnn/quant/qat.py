@@ -9,10 +9,11 @@ The flow follows NNCF 3.x's torch QAT recipe ("Quantization-aware Training (QAT)
 2. **``nncf.quantize``** the folded module on the calibration set: NNCF places its fake quantizers (symmetric int8
    weights, per-channel or per-tensor; per-tensor activations, symmetric in the ``performance`` preset) and
    initialises their ranges (min/max + fast bias correction). This is the PTQ starting point.
-3. **Fine-tune** weights and quantizer scales together for a few epochs: AdamW, cosine from ``lr`` to 0
-   (:func:`edgecnn.train.optim.lr_at`), knowledge distillation from the float model (Hinton et al. 2015,
-   :func:`edgecnn.train.distill.distillation_loss`) mixed with the labels. Inputs are the evaluation transform's
-   (no augmentation: a short fine-tune of a trained model toward its own float function).
+3. **Fine-tune** weights and quantizer scales together for a few epochs on the trainer's step loop
+   (:class:`edgecnn.train.loop.StepLoop`): AdamW, cosine from ``lr`` to 0 (:func:`edgecnn.train.optim.lr_at`),
+   knowledge distillation from the float model (Hinton et al. 2015, :func:`edgecnn.train.distill.objective`) mixed
+   with the labels. Inputs are the evaluation transform's (no augmentation: a short fine-tune of a trained model
+   toward its own float function).
 4. **Export** (:mod:`edgecnn.quant.qat_export`) as QDQ ONNX carrying the learned scales, for ``onnx`` /
    ``tensorrt``, and converted to OpenVINO IR for ``openvino``: nothing is calibrated after fine-tuning.
 
@@ -42,6 +43,10 @@ from torch import nn
 
 from edgecnn.errors import ConfigError
 from edgecnn.quant.samples import SampleSet
+from edgecnn.train.distill import objective
+from edgecnn.train.loop import StepLoop
+from edgecnn.train.optim import schedule
+from edgecnn.train.recipe import OptimConfig
 
 log = logging.getLogger(__name__)
 CALIB_BATCH = 32
@@ -284,6 +289,22 @@ def _check_labels(train: SampleSet, alpha: float) -> None:
         )
 
 
+def _step_loop(student: nn.Module, teacher: nn.Module | None, cfg: QatConfig, total_steps: int) -> StepLoop:
+    """The trainer's step loop set for QAT: AdamW (no decay on biases, norms and quantizer scales), cosine from
+    ``lr`` to 0 with no warm-up, frozen BN, distillation from ``teacher`` (labels only without one)."""
+    sched = OptimConfig(name="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs, warmup_epochs=0)
+    return StepLoop(
+        optimizer=torch.optim.AdamW(_param_groups(student, cfg.weight_decay), lr=cfg.lr),
+        loss_fn=objective(
+            teacher, alpha=cfg.distill_alpha, temperature=cfg.temperature, label_smoothing=cfg.label_smoothing
+        ),
+        lr_at=schedule(sched, total_steps=total_steps, warmup_steps=0),
+        freeze_bn=True,  # any BN that could not be folded keeps its statistics
+        name="QAT",
+        hint="lower --qat-lr",
+    )
+
+
 @quiet_nncf
 def finetune(
     student: nn.Module,
@@ -293,11 +314,8 @@ def finetune(
     *,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """The seeded fine-tuning loop (any module: the QAT model, or a float control). Returns one row per epoch."""
-    from edgecnn.train.distill import distillation_loss, kd_kl, soft_cross_entropy
-    from edgecnn.train.optim import lr_at, set_lr
-    from edgecnn.train.recipe import OptimConfig
-
+    """The seeded fine-tuning loop (any module: the QAT model, or a float control) on the trainer's
+    :class:`~edgecnn.train.loop.StepLoop`, so QAT steps exactly as training does. Returns one row per epoch."""
     say = progress or log.info
     alpha = cfg.distill_alpha if teacher is not None else 0.0
     _check_labels(train, alpha)
@@ -306,9 +324,7 @@ def finetune(
     y_all = None if train.labels is None else torch.nn.functional.one_hot(torch.from_numpy(train.labels), k).float()
     bs = min(cfg.batch_size, len(train))
     per_epoch = len(train) // bs
-    total = per_epoch * cfg.epochs
-    sched = OptimConfig(name="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs, warmup_epochs=0)
-    opt = torch.optim.AdamW(_param_groups(student, cfg.weight_decay), lr=cfg.lr)
+    loop = _step_loop(student, teacher if alpha > 0 else None, cfg, per_epoch * cfg.epochs)
     gen = torch.Generator().manual_seed(cfg.seed)
     saved_threads = torch.get_num_threads()
     if cfg.threads:
@@ -316,51 +332,19 @@ def finetune(
     torch.manual_seed(cfg.seed)
     if teacher is not None:
         teacher.eval()
-    history, step = [], 0
+    history: list[dict[str, Any]] = []
+    step = 0
     try:
         for epoch in range(cfg.epochs):
-            t0, loss_sum = time.perf_counter(), 0.0
-            perm = torch.randperm(len(train), generator=gen)
-            student.train()
-            for m in student.modules():  # any BN that could not be folded keeps its statistics (frozen)
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
-            for i in range(per_epoch):
-                idx = perm[i * bs : (i + 1) * bs]
-                x = x_all[idx]
-                set_lr(opt, lr_at(step, total_steps=total, warmup_steps=0, base_lr=cfg.lr, cfg=sched))
-                out = student(x)
-                if alpha > 0:
-                    assert teacher is not None
-                    with torch.no_grad():
-                        t = teacher(x)
-                if y_all is None:
-                    loss = kd_kl(out, t, cfg.temperature)
-                elif alpha > 0:
-                    loss = distillation_loss(
-                        out,
-                        t,
-                        y_all[idx],
-                        temperature=cfg.temperature,
-                        alpha=alpha,
-                        label_smoothing=cfg.label_smoothing,
-                    )
-                else:
-                    loss = soft_cross_entropy(out, y_all[idx], label_smoothing=cfg.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if not torch.isfinite(loss):
-                    raise ConfigError(
-                        f"QAT diverged at epoch {epoch + 1}, step {step} (loss {loss.item()})",
-                        hint="lower --qat-lr",
-                    )
-                loss_sum += loss.item()
-                step += 1
+            t0 = time.perf_counter()
+            perm = torch.randperm(len(train), generator=gen)[: per_epoch * bs]  # the last partial batch is dropped
+            batches = ((x_all[idx], None if y_all is None else y_all[idx]) for idx in perm.split(bs))
+            stats = loop.run_epoch(student, batches, epoch=epoch, step=step)
+            step = stats.step
             row = {
                 "epoch": epoch + 1,
                 "steps": step,
-                "train_loss": loss_sum / max(per_epoch, 1),
+                "train_loss": stats.mean_loss,
                 "seconds": round(time.perf_counter() - t0, 2),
             }
             history.append(row)

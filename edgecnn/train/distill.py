@@ -7,8 +7,14 @@ CutMix, pseudo-labels) the hard-label term is the cross-entropy against those ta
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+if TYPE_CHECKING:
+    from edgecnn.train.loop import LossFn
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, label_smoothing: float = 0.0) -> torch.Tensor:
@@ -41,3 +47,24 @@ def distillation_loss(
     if alpha == 0:
         return hard
     return alpha * kd_kl(student_logits, teacher_logits, temperature) + (1 - alpha) * hard
+
+
+def objective(teacher: nn.Module | None, *, alpha: float, temperature: float, label_smoothing: float = 0.0) -> LossFn:
+    """The step loss of :class:`edgecnn.train.loop.StepLoop`, the same for the trainer and QAT: cross-entropy
+    against the targets without a teacher; with one, :func:`distillation_loss` (pure :func:`kd_kl` when a batch has
+    no targets). The teacher sees the student's inputs, without gradients."""
+
+    def loss(logits: torch.Tensor, x: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+        if teacher is None:
+            if targets is None:
+                raise ValueError("a batch without targets needs a teacher to distil from")
+            return soft_cross_entropy(logits, targets, label_smoothing=label_smoothing)
+        with torch.no_grad():
+            t_logits = teacher(x)
+        if targets is None:
+            return kd_kl(logits, t_logits, temperature)
+        return distillation_loss(
+            logits, t_logits, targets, temperature=temperature, alpha=alpha, label_smoothing=label_smoothing
+        )
+
+    return loss

@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -47,6 +49,12 @@ def lr_at(step: int, *, total_steps: int, warmup_steps: int, base_lr: float, cfg
     return floor + (base_lr - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
+def schedule(cfg: OptimConfig, *, total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """:func:`lr_at` for ``cfg`` (peak ``cfg.lr``) as a function of the step alone, the form the step loop takes."""
+    return functools.partial(lr_at, total_steps=total_steps, warmup_steps=warmup_steps, base_lr=cfg.lr, cfg=cfg)
+
+
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Every parameter group's rate (the schedule is applied per step, not through a torch scheduler)."""
     for group in optimizer.param_groups:
         group["lr"] = lr

@@ -3,7 +3,7 @@ per-channel) and OpenVINO fp32 (f32 hint) / INT8 (NNCF) — the INT8 bundles pro
 through ``edgecnn.runtime`` (issue: compression; targets: INT8 ≥ 2× the same backend's fp32, ≥ 8× PyTorch eager,
 file ≈ 4× smaller).
 
-Random weights as in REFERENCE.md's table (latency does not depend on the values), with seeded non-trivial BN
+Random weights (latency does not depend on the values), with seeded non-trivial BN
 statistics (the zoo's zero-init residual BN makes a fresh model's logits ~1e-8); calibration on seeded random
 inputs. Rounds interleave the contenders so background load hits all alike; each figure is the median over rounds
 of that round's p50, the speedups are taken round by round (median reported, min..max shown).

@@ -14,7 +14,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def quiet_threads() -> None:
-    """Two OpenMP threads on two shared cores collapse when they spin-wait (REFERENCE.md); wait passively.
+    """Two OpenMP threads on two shared cores collapse when they spin-wait (measured here); wait passively.
     Must run before torch is imported."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

@@ -1,4 +1,4 @@
-"""Typed exceptions: every user-facing failure is one of these (DESIGN.md principle 10).
+"""Typed exceptions: every user-facing failure is one of these (docs/architecture.md, principle 10).
 
 Each error carries a one-line message saying what went wrong and where, plus an optional ``hint`` saying how to fix
 it. The CLI prints ``error: <message> (<hint>)`` and exits non-zero; tracebacks only appear with ``--debug``.

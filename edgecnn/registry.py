@@ -1,4 +1,4 @@
-"""One generic name → entry registry, used for models, export targets, quantizers and profiles (DESIGN principle 2).
+"""One generic name → entry registry, used for models, export targets, quantizers and profiles (docs/architecture.md).
 
 A duplicate name raises; an unknown name raises with a "did you mean" suggestion — never a silent substitute.
 """
@@ -31,6 +31,12 @@ class Registry(Generic[T]):
         if name in self._entries:
             raise DuplicateNameError(f"{self.kind} {name!r} is already registered")
         self._entries[name] = entry
+        return entry
+
+    def unregister(self, name: str) -> T:
+        """Remove and return ``name`` (a plugin or a test undoing its registration); unknown names raise."""
+        entry = self.get(name)
+        del self._entries[name]
         return entry
 
     def decorator(self, name: str) -> Callable[[T], T]:

@@ -1,7 +1,7 @@
 """The one export driver: validate → build in a temp dir beside the destination → golden vectors → manifest →
 parity through the real runtime → manifest with parity (written last) → atomic rename into place.
 
-A failure or interrupt at any step leaves the destination as it was (DESIGN principles 5, 7, 10).
+A failure or interrupt at any step leaves the destination as it was (docs/architecture.md, principles 5, 7, 10).
 
 INT8: the target quantizes (``opts.quant``, :mod:`edgecnn.quant`) and returns the manifest's quantization record;
 golden inputs are real calibration samples and golden outputs the INT8 model's own (what a device must reproduce),
@@ -131,7 +131,7 @@ class _Plan:
 def _plan(
     model: str | nn.Module, opts: ExportOptions, out: str | os.PathLike | None, weights: str | None, overwrite: bool
 ) -> _Plan:
-    """Validate everything and resolve the model before any work (DESIGN principle 10: errors first)."""
+    """Validate everything and resolve the model before any work (docs/architecture.md, principle 10: errors first)."""
     target = TARGETS.get(opts.target)
     target_options = target.validate(opts)
     from edgecnn.models.resolve import resolve_model

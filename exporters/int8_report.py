@@ -2,7 +2,7 @@
 float, file sizes and latency on this machine — as JSON (for tools), Markdown (for people) and PNG (at a glance).
 
 Latency compares the fp32 and INT8 bundles of the same target on the same backend, interleaved in rounds so
-background load hits both alike (DESIGN principle 9); the machine fingerprint is recorded with the figures.
+background load hits both alike (docs/architecture.md, 9); the machine fingerprint is recorded with the figures.
 """
 
 from __future__ import annotations

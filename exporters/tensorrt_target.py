@@ -1,6 +1,6 @@
 """Target ``tensorrt``: a TensorRT-ready ONNX (static shapes or explicit min/opt/max profiles, only parser-native
 ops) plus its engine build settings. Where ``tensorrt`` imports, the engine is also built here; elsewhere (every
-project machine — REFERENCE.md) it is built and cached on the device on first load or by
+project machine: TensorRT installs only from NVIDIA's index) it is built and cached on the device on first load or by
 ``edgecnn build-engine BUNDLE``, keyed by TensorRT version and GPU compute capability. INT8 is explicit symmetric
 Q/DQ (implicit calibrators are deprecated since TensorRT 10.1), placed by ONNX Runtime's quantizer
 (quantizer ``tensorrt-qdq``) and checked numerically in ONNX Runtime here."""

@@ -1,5 +1,5 @@
 """``edgecnn bench``: real runtimes on a tiny bundle, every field present, per-layer mapping, plots, bad input.
-No timing assertions (DESIGN principle 9): speed claims live in benchmarks/."""
+No timing assertions (docs/architecture.md, principle 9): speed claims live in benchmarks/."""
 
 from __future__ import annotations
 

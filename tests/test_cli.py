@@ -235,7 +235,7 @@ def test_console_script_error() -> None:
     assert plain.stdout == ""
 
 
-# -- lazy imports (DESIGN principle 4) --------------------------------------------------------------------------------
+# -- lazy imports (docs/architecture.md, principle 4) ---------------------------------------------------------------
 
 
 def _loaded_after(code: str) -> list[str]:

@@ -1,6 +1,6 @@
 """Packaging (setup.cfg): every package is listed explicitly, mapped ones go through package_dir, nothing extra ships.
 
-DESIGN.md, Layout: ``packages = find:`` would drop the mapped ``edgecnn.exporters`` / ``edgecnn.profiles``.
+setup.cfg: ``packages = find:`` would drop the mapped ``edgecnn.exporters`` / ``edgecnn.profiles``.
 """
 
 from __future__ import annotations

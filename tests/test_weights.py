@@ -416,7 +416,7 @@ def test_pickled_code_is_refused(small_model: nn.Module, tmp_path: Path) -> None
 
 
 def test_torch_load_always_weights_only() -> None:
-    """Static guard (DESIGN principle 8): every torch.load in the installed code passes weights_only=True."""
+    """Static guard (architecture.md, 8): every torch.load in the installed code passes weights_only=True."""
     calls = 0
     sources = [p for folder in ("edgecnn", "exporters", "profiles") for p in (REPO_ROOT / folder).rglob("*.py")]
     for path in sources:

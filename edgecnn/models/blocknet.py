@@ -2,7 +2,7 @@
 
 The families differ only in data (:class:`NetConfig`): their arch strings, activation, BN settings, how SE and
 expanded channels are sized, and how width/depth multipliers apply to stem, head and repeats. The per-family rules
-reproduce torchvision's and the TF releases' exactly (REFERENCE.md goldens).
+reproduce torchvision's and the TF releases' exactly (the goldens in tests/test_models.py).
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ class QuantConfig:
     ``overflow_fix`` is NNCF's 7-bit first-layer weights for x86 CPUs without VNNI (int16 saturation in
     ``vpmaddubsw``); off by default (VNNI/AMX x86 and ARM need no fix; the bundle's golden self-test catches a
     device that does), because it costs Lite0 6 dB of output SQNR.
-    ``per_channel=False`` reproduces the naive per-tensor failure (REFERENCE.md), and is the constraint of
+    ``per_channel=False`` reproduces the naive per-tensor failure (benchmarks/quant_fragile.py) and is the constraint of
     accelerators whose int8 kernels take one weight scale per tensor — QAT is the way to meet it.
     ``qat`` is a fine-tuned QAT model (:mod:`edgecnn.quant.qat`): exported with its learned scales, no calibration.
     """

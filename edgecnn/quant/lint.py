@@ -6,12 +6,12 @@ Rules and where they come from:
 * ``depthwise-range`` — depthwise convs whose per-channel weight ranges (after BN folding) differ by orders of
   magnitude collapse under per-tensor weights (Krishnamoorthi 2018, §3; Nagel et al. 2019 "Data-free
   quantization", Fig. 2 on MobileNetV2): keep per-channel weights (edgecnn's default) or equalize ranges.
-* ``sensitive-activation`` — SiLU / Sigmoid gates and squeeze-excite multiplies quantize badly (REFERENCE.md; the
-  EfficientNet-Lite variants drop SE and swap SiLU for ReLU6 for this reason, Google 2020).
+* ``sensitive-activation`` — SiLU / Sigmoid gates and squeeze-excite multiplies quantize badly (NNCF's and ONNX
+  Runtime's guides; the EfficientNet-Lite variants drop SE and swap SiLU for ReLU6 for this reason, Google 2020).
 * ``hardswish-opset`` — HardSwish is an ONNX op from opset 14; below it the exporter decomposes it into
   HardSigmoid × x, a multiply whose two inputs get separate INT8 ranges.
 * ``bias-correction`` — MobileNetV3-style nets (hardswish + SE) lose up to 16 top-1 points without bias
-  correction (NNCF reference data, REFERENCE.md).
+  correction (NNCF's published reference data).
 * ``calibration-size`` — fewer than 300 calibration samples (ONNX Runtime / NNCF default subset) give noisy ranges.
 """
 

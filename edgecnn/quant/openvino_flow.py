@@ -1,4 +1,4 @@
-"""The OpenVINO INT8 flow: NNCF on the OpenVINO model (REFERENCE.md: NNCF for OpenVINO only — NNCF's QDQ ONNX is
+"""The OpenVINO INT8 flow: NNCF on the OpenVINO model (NNCF for OpenVINO only — NNCF's QDQ ONNX is
 slow in ONNX Runtime). ``nncf.quantize`` with a preset, MSE-optimal activation ranges (NNCF's ``HISTOGRAM``
 estimator, ``--method mse``, the default) and bias correction (MobileNetV3-small loses up to 16 top-1 points without
 it, NNCF reference data) on weights already rounded by GPTQ and bias-corrected for it (:mod:`edgecnn.quant.rounding`,

@@ -1,7 +1,7 @@
 """INT8 QDQ ONNX with ONNX Runtime's quantizer, for the ``onnx`` and ``tensorrt`` targets.
 
 * ``onnx`` (x86/ARM CPUs in ONNX Runtime): ``quant_pre_process`` first, QDQ format, **u8 activations / s8
-  per-channel weights** — the fast path measured in REFERENCE.md (0.96 ms vs 2.1 ms fp32 for MobileNetV2; s8/s8
+  per-channel weights** — the fast path measured on x86 (0.96 ms vs 2.1 ms fp32 for MobileNetV2; s8/s8
   leaves 15 of 52 convs in fp32 and is no faster).
 * ``tensorrt``: explicit Q/DQ as TensorRT wants it (TensorRT developer guide, "Explicit Quantization"): signed
   int8 with zero-point 0 (``ActivationSymmetric`` / ``WeightSymmetric``), weights per output channel, Q/DQ only
@@ -228,7 +228,7 @@ def ort_logits(path: Path, data: np.ndarray, batch: int) -> np.ndarray:
 
 def quantizable_nodes(model_path: Path) -> list[str]:
     """Nodes the budget may return to float: compute ops with weights, plus the gate multiplies and sigmoids that
-    REFERENCE.md names as the sensitive ops of SiLU / squeeze-excite nets."""
+    are the sensitive ops of SiLU / squeeze-excite nets (``benchmarks/results/quant_fragile.md``)."""
     import onnx
 
     proto = onnx.load(str(model_path))

@@ -1,4 +1,4 @@
-"""Latency statistics: warm-up, then timed iterations, reported as percentiles and spread (DESIGN principle 9)."""
+"""Latency statistics: warm-up, then timed iterations, reported as percentiles and spread (docs/architecture.md, 9)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ Files for a checkpoint named ``NAME`` in the run directory:
 * ``NAME.state.safetensors`` — raw weights, EMA weights and optimizer tensors; scalars in its JSON metadata.
 
 Every file is written to a temp file and renamed; the sidecar is written last, so a checkpoint whose sidecar
-names epoch *e* is complete for epoch *e* (DESIGN.md principle 7).
+names epoch *e* is complete for epoch *e* (docs/architecture.md, principle 7).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Training recipes: frozen typed sections read from TOML, overridable key by key, validated strictly.
 
-A recipe is data (DESIGN.md principle 3). Unknown keys, wrong types and bad values raise :class:`ConfigError`
+A recipe is data (docs/architecture.md, 3). Unknown keys, wrong types and bad values raise :class:`ConfigError`
 naming the key path (``optim.lr``) with a did-you-mean suggestion, so a typo never silently trains the default.
 """
 

@@ -119,38 +119,35 @@ def _parse_options(items: tuple[str, ...]) -> dict[str, object]:
 @list_group.command("targets")
 @click.option("--json", "as_json", is_flag=True)
 def list_targets_cmd(as_json: bool) -> None:
-    """Export targets with the precisions and options each accepts."""
+    """Export targets: the precisions and options each accepts, what runs it and what quantizes it."""
     from edgecnn.exporters import TARGETS
 
-    rows = []
-    for name in TARGETS.names():
-        spec = TARGETS.get(name)
-        rows.append(
-            {
-                "name": name,
-                "description": spec.description,
-                "precisions": [str(p) for p in spec.precisions],
-                "dynamic_batch": spec.dynamic_batch,
-                "opsets": list(spec.opsets),
-                "options": spec.options,
-                "runtime_backend": spec.runtime_backend,
-                "quantizer": spec.quantizer,
-            }
-        )
+    targets = [TARGETS.get(name) for name in TARGETS.names()]
     if as_json:
-        echo_json(rows)
+        keys = ("name", "description", "dynamic_batch", "options", "runtime_backend", "quantizer")
+        echo_json(
+            [
+                {
+                    **{k: getattr(x, k) for k in keys},
+                    "precisions": [str(p) for p in x.precisions],
+                    "opsets": list(x.opsets),
+                }
+                for x in targets
+            ]
+        )
         return
     print_table(
         "export targets",
-        ["target", "precisions", "opsets", "options", "description"],
+        ["target", "precisions", "opsets", "options", "runs on", "description"],
         [
             [
-                r["name"],
-                ",".join(r["precisions"]),
-                "{}-{}".format(*r["opsets"]),
-                ", ".join(f"{k}={v}" for k, v in r["options"].items()) or "-",
-                r["description"],
+                x.name,
+                ",".join(x.precisions),
+                "{}-{}".format(*x.opsets),
+                ", ".join(f"{k}={v}" for k, v in x.options.items()) or "-",
+                x.runtime_backend,
+                x.description,
             ]
-            for r in rows
+            for x in targets
         ],
     )

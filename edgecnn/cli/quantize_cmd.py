@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from edgecnn.cli.base import cli, echo_json, human
@@ -106,6 +108,11 @@ def quantize_cmd(
         train_data=train_data,
         train_samples=train_samples or TRAIN_SAMPLES,
     )
+    _print_result(res, as_json)
+
+
+def _print_result(res: Any, as_json: bool) -> None:
+    """The lint findings, the bundle line and the report line (or all of it as JSON)."""
     findings = [f.to_dict() for f in res.findings]
     if as_json:
         echo_json(

@@ -121,12 +121,24 @@ def _restore_float_weights(qmodel: Any, original: Any, names: list[str]) -> None
                 restore(target.get_node())
 
 
-def quantize_openvino(onnx_fp32: Path, cfg: QuantConfig, *, batch: int) -> tuple[Any, dict[str, Any]]:
-    """OpenVINO model (converted from the fp32 ONNX) → NNCF INT8 model and the manifest record."""
-    from edgecnn.sdk import import_sdk
+def _rounded_source(model: Any, onnx_fp32: Path, cfg: QuantConfig, batch: int) -> Any:
+    """The model NNCF quantizes: with GPTQ rounding, the fp32 model with weights already rounded (and biases
+    corrected for it) on NNCF's own grid; else the fp32 model itself."""
+    if cfg.rounding is not Rounding.GPTQ:
+        return model
+    import openvino as ov
 
-    nncf = import_sdk("nncf", "all")  # a missing SDK → MissingDependencyError naming the extra
-    ov = import_sdk("openvino", "openvino")
+    from edgecnn.quant.rounding import rounding_for, write_rounded
+
+    rounded = rounding_for(onnx_fp32, cfg, batch)
+    path = write_rounded(onnx_fp32, onnx_fp32.with_name("rounded.onnx"), rounded)
+    source = ov.convert_model(str(path))
+    path.unlink()
+    return source
+
+
+def _nncf_settings(nncf: Any, cfg: QuantConfig, keep: list[str], subset: int) -> tuple[Any, dict[str, Any]]:
+    """NNCF's advanced parameters and the arguments both of its entry points share, from ``cfg``."""
     from nncf.quantization.advanced_parameters import (
         AdvancedQuantizationParameters,
         OverflowFix,
@@ -134,26 +146,10 @@ def quantize_openvino(onnx_fp32: Path, cfg: QuantConfig, *, batch: int) -> tuple
     )
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
-    from edgecnn.quant.layer_error import openvino_layer_errors
-
-    check_openvino_config(cfg)
-    model = ov.convert_model(str(onnx_fp32))
-    requested = _keep_float_ops(model, cfg, onnx_fp32)  # unknown names fail here, before any calibration
-    keep = sorted({n for hits in requested.values() for n in hits})
-    source = model
-    if cfg.rounding is Rounding.GPTQ:
-        from edgecnn.quant.rounding import rounding_for, write_rounded
-
-        rounded = rounding_for(onnx_fp32, cfg, batch)
-        path = write_rounded(onnx_fp32, onnx_fp32.with_name("rounded.onnx"), rounded)
-        source = ov.convert_model(str(path))
-        path.unlink()
-    calib = _batches(cfg.calibration.data, batch)
     preset = {
         Preset.PERFORMANCE: nncf.QuantizationPreset.PERFORMANCE,
         Preset.MIXED: nncf.QuantizationPreset.MIXED,
     }[cfg.preset]
-    ignored = nncf.IgnoredScope(names=keep) if keep else None
     ranges: dict[str, Any] = {}  # minmax: the preset's own estimators (mean of per-sample min/max, per tensor)
     if cfg.method is CalibMethod.MSE:  # NNCF's histogram estimator: MSE-optimal per-tensor ranges
         ranges["activations_range_estimator_params"] = RangeEstimatorParametersSet.HISTOGRAM
@@ -165,34 +161,57 @@ def quantize_openvino(onnx_fp32: Path, cfg: QuantConfig, *, batch: int) -> tuple
     )
     common: dict[str, Any] = {
         "preset": preset,
-        "subset_size": len(calib) * batch,
+        "subset_size": subset,
         "fast_bias_correction": cfg.fast_bias_correction,
-        "ignored_scope": ignored,
+        "ignored_scope": nncf.IgnoredScope(names=keep) if keep else None,
     }
+    return adv, common
+
+
+def _run_nncf(nncf: Any, source: Any, cfg: QuantConfig, keep: list[str], batch: int) -> Any:
+    """``nncf.quantize``, or with ``max_drop`` ``nncf.quantize_with_accuracy_control`` on the evaluation set."""
+    calib = _batches(cfg.calibration.data, batch)
+    adv, common = _nncf_settings(nncf, cfg, keep, len(calib) * batch)
+    if cfg.max_drop is None:
+        return nncf.quantize(source, nncf.Dataset(calib), advanced_parameters=adv, **common)
+    ev = cfg.evaluation if cfg.evaluation is not None else cfg.calibration
+    labels = ev.labels
+    assert labels is not None  # QuantConfig checked it
+    val = [(x, y) for x, y in zip(_batches(ev.data, batch), _batches(labels, batch), strict=True)]
+
+    def validate(compiled: Any, items: Any) -> tuple[float, list[float]]:
+        out = compiled.outputs[0]
+        hits = [float(v) for x, y in items for v in (compiled(x)[out].argmax(-1) == y)]
+        return float(np.mean(hits)), hits
+
+    return nncf.quantize_with_accuracy_control(
+        source,
+        nncf.Dataset(calib),
+        nncf.Dataset(val, lambda item: item[0]),
+        validate,
+        max_drop=cfg.max_drop / 100.0,
+        drop_type=nncf.DropType.ABSOLUTE,
+        advanced_quantization_parameters=adv,
+        **common,
+    )
+
+
+def quantize_openvino(onnx_fp32: Path, cfg: QuantConfig, *, batch: int) -> tuple[Any, dict[str, Any]]:
+    """OpenVINO model (converted from the fp32 ONNX) → NNCF INT8 model and the manifest record."""
+    from edgecnn.sdk import import_sdk
+
+    nncf = import_sdk("nncf", "all")  # a missing SDK → MissingDependencyError naming the extra
+    ov = import_sdk("openvino", "openvino")
+    from edgecnn.quant.layer_error import openvino_layer_errors
+
+    check_openvino_config(cfg)
+    model = ov.convert_model(str(onnx_fp32))
+    requested = _keep_float_ops(model, cfg, onnx_fp32)  # unknown names fail here, before any calibration
+    keep = sorted({n for hits in requested.values() for n in hits})
+    source = _rounded_source(model, onnx_fp32, cfg, batch)
     ev = cfg.evaluation if cfg.evaluation is not None else cfg.calibration
     ref = ov_logits(model, ev.data, batch)
-    if cfg.max_drop is None:
-        qmodel = nncf.quantize(source, nncf.Dataset(calib), advanced_parameters=adv, **common)
-    else:
-        labels = ev.labels
-        assert labels is not None  # QuantConfig checked it
-        val = [(x, y) for x, y in zip(_batches(ev.data, batch), _batches(labels, batch), strict=True)]
-
-        def validate(compiled: Any, items: Any) -> tuple[float, list[float]]:
-            out = compiled.outputs[0]
-            hits = [float(v) for x, y in items for v in (compiled(x)[out].argmax(-1) == y)]
-            return float(np.mean(hits)), hits
-
-        qmodel = nncf.quantize_with_accuracy_control(
-            source,
-            nncf.Dataset(calib),
-            nncf.Dataset(val, lambda item: item[0]),
-            validate,
-            max_drop=cfg.max_drop / 100.0,
-            drop_type=nncf.DropType.ABSOLUTE,
-            advanced_quantization_parameters=adv,
-            **common,
-        )
+    qmodel = _run_nncf(nncf, source, cfg, keep, batch)
     kept = float_ops(qmodel)
     if source is not model:
         _restore_float_weights(qmodel, model, kept)
@@ -207,12 +226,25 @@ def quantize_openvino(onnx_fp32: Path, cfg: QuantConfig, *, batch: int) -> tuple
     errs = openvino_layer_errors(
         model, qmodel, onnx_fp32, cfg.calibration.data[: LAYER_ERROR_SAMPLES * batch], batch=batch
     )
+    return qmodel, _record(nncf, cfg, onnx_fp32, requested, kept, metrics, errs)
+
+
+def _record(
+    nncf: Any,
+    cfg: QuantConfig,
+    onnx_fp32: Path,
+    requested: dict[str, list[str]],
+    kept: list[str],
+    metrics: dict[str, Any],
+    errs: list[Any],
+) -> dict[str, Any]:
+    """The manifest's quantization record of an NNCF OpenVINO model."""
     from edgecnn.onnx_graph.scopes import onnx_scopes
 
     scope, _ = onnx_scopes(onnx_fp32)
     why = "accuracy budget (NNCF accuracy control)" if cfg.max_drop is not None else "not quantizable by NNCF"
     reason = {n: f"requested (keep_float {r!r})" for r, hits in requested.items() for n in hits}
-    return qmodel, {
+    return {
         "backend": f"nncf {nncf.__version__}",
         "format": "OpenVINO IR with FakeQuantize",
         "activations": "int8 " + ("symmetric" if cfg.preset is Preset.PERFORMANCE else "asymmetric"),

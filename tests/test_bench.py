@@ -190,7 +190,7 @@ def test_help_shows_the_default_command_options() -> None:
     code, out = _run(["bench", "--help"])
     assert code == 0 and "--per-layer" in out and "edgecnn bench plot" in out
     code, out = _run(["profile", "--help"])
-    assert code == 0 and "--profile" in out and "calibrate" in out
+    assert code == 0 and "--profile" in out and "edgecnn profile fit" in out
 
 
 def test_summary_statistics_and_warnings() -> None:

@@ -1,4 +1,4 @@
-"""Block-level calibration for ``edgecnn profile calibrate`` (the default suite).
+"""Block-level profile fit for ``edgecnn profile fit`` (the default suite).
 
 Single-op graphs mis-time what a runtime does inside a model: ONNX Runtime keeps conv chains in its blocked NCHWc
 layout and fuses activations, so a lone Conv pays layout reorders a model never pays (and a lone QDQ op has no
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.bench.calibrate import Fit, time_graph
+from edgecnn.bench.fit_profile import Fit, time_graph
 from edgecnn.bench.kernel_kinds import KindTimes, kind_times
 from edgecnn.bench.roofline import Op, fold_activations, int8_view, memory_time_s, model_ops, weights_resident
 from edgecnn.profiles import FUSIBLE_KINDS, OP_KINDS, OPTIONAL_KINDS
@@ -41,7 +41,7 @@ ELEMENT_NS_GRID = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.45, 0.7, 1.0, 1.5, 2.
 
 @dataclass(frozen=True, kw_only=True)
 class BlockBench:
-    """One calibration point: ``build()`` gives the torch module, run on 1×``in_chs``×``res``×``res``."""
+    """One point of the fit: ``build()`` gives the torch module, run on 1×``in_chs``×``res``×``res``."""
 
     name: str
     build: Callable[[], object]
@@ -273,7 +273,7 @@ def measure_blocks(
     fastest round kept: a shared host that slows down for minutes at a time (another tenant on the core) then
     leaves no chain timed only in its slow spell — the fit describes the machine unloaded, as `timeit` reasons."""
     out: dict[str, list[tuple[str, list[Op], float]]] = {p: [] for p in precisions}
-    with tempfile.TemporaryDirectory(prefix="edgecnn-calib-blocks-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="edgecnn-fit-blocks-") as tmp:
         graphs: list[tuple[str, str, list[Op], bytes, tuple[int, ...]]] = []
         for i, bb in enumerate(suite):
             if progress:

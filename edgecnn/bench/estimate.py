@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from edgecnn.bench.roofline import BYTES, Op, fused_epilogues, int8_view, model_ops, op_time_s, weights_resident
+from edgecnn.bench.roofline import Op, fused_epilogues, int8_view, model_ops, op_time_s, weights_resident
 from edgecnn.errors import ConfigError
+from edgecnn.precision import BYTES
 from edgecnn.profiles import Profile
 
 

@@ -337,13 +337,20 @@ def test_fused_kinds_cost_nothing_per_precision() -> None:
     assert fused.fused_kinds_for("fp16") == {"add", "swish"}
 
 
-def test_fused_kinds_schema_rejects_unknown_kind(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('fused_kinds = ["add", "relu"]', r"estimator\.fused_kinds lists \['relu'\]"),  # not an op kind
+        ('float_ops_int8 = ["Hardsigmoid", "Conv"]', r"estimator\.float_ops_int8 lists \['Conv'\]"),  # not an op type
+    ],
+)
+def test_estimator_list_schema_rejects_unknown_entry(tmp_path: Path, line: str, message: str) -> None:
     from importlib import resources
 
     src = resources.files("edgecnn.profiles").joinpath("x86-avx512-server.toml").read_text()
     bad = tmp_path / "bad.toml"
-    bad.write_text(src.replace("[estimator]", '[estimator]\nfused_kinds = ["add", "relu"]'))
-    with pytest.raises(ConfigError, match=r"estimator\.fused_kinds lists \['relu'\]"):
+    bad.write_text(src.replace("[estimator]", f"[estimator]\n{line}"))
+    with pytest.raises(ConfigError, match=message):
         get_profile(str(bad))
 
 
@@ -425,16 +432,6 @@ def test_float_islands_at_int8_cost_their_traffic_and_kernels() -> None:
     )
     assert islands.layer_overhead_us_for("int8") == 3.0
     assert islands.layer_overhead_us_for("fp32") == float(prof.estimator["layer_overhead_us"])
-
-
-def test_float_ops_schema_rejects_unknown_op(tmp_path: Path) -> None:
-    from importlib import resources
-
-    src = resources.files("edgecnn.profiles").joinpath("x86-avx512-server.toml").read_text()
-    bad = tmp_path / "bad.toml"
-    bad.write_text(src.replace("[estimator]", '[estimator]\nfloat_ops_int8 = ["Hardsigmoid", "Conv"]'))
-    with pytest.raises(ConfigError, match=r"estimator\.float_ops_int8 lists \['Conv'\]"):
-        get_profile(str(bad))
 
 
 def test_block_fit_recovers_int8_overhead_and_islands(tmp_path: Path) -> None:

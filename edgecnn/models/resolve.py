@@ -8,8 +8,8 @@ from pathlib import Path
 from torch import nn
 
 from edgecnn.errors import ConfigError
-from edgecnn.models.zoo import MODELS, create_model
 from edgecnn.models.weights import WeightsInfo, load_weights, read_state_dict
+from edgecnn.models.zoo import MODELS, create_model
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 

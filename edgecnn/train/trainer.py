@@ -110,8 +110,8 @@ def _autocast(amp: str, device: torch.device) -> tuple[Callable[[], Any], Any]:
 
 def build_model(recipe: Recipe, num_classes: int, pre: Preprocessing) -> nn.Module:
     """The recipe's model with ``num_classes`` outputs, carrying the data's preprocessing."""
-    from edgecnn.models.zoo import create_model
     from edgecnn.models.weights import load_weights
+    from edgecnn.models.zoo import create_model
 
     m = recipe.model
     model = create_model(

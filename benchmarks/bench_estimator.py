@@ -1,4 +1,4 @@
-"""Estimator check (issue 6, "must show"): after ``edgecnn profile calibrate`` here, predicted vs measured batch-1
+"""Estimator check (issue 6, "must show"): after ``edgecnn profile fit`` here, predicted vs measured batch-1
 latency at 224 px for every zoo model in ONNX Runtime fp32 (and int8 when edgecnn can export INT8 bundles).
 
 Targets: every model within ±20 % of measured, the predicted ranking equal to the measured one, and the median
@@ -6,7 +6,7 @@ absolute error recorded. Bundles are random-init (latency does not depend on wei
 
     .venv/bin/python benchmarks/bench_estimator.py [--models mobilenet_v2,efficientnet_b0] [--profile local.toml]
 
-Without --profile it calibrates first (``edgecnn profile calibrate``; the fitted profile is written beside the
+Without --profile it calibrates first (``edgecnn profile fit``; the fitted profile is written beside the
 results). Writes benchmarks/results/bench_estimator.json (+ .md).
 """
 
@@ -35,7 +35,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", help="comma-separated subset (default: the whole zoo)")
     ap.add_argument("--profile", help="calibrated profile TOML (default: calibrate now)")
-    ap.add_argument("--calib-models", default="", help="passed to `edgecnn profile calibrate --models` (graph factor)")
+    ap.add_argument("--calib-models", default="", help="passed to `edgecnn profile fit --models` (graph factor)")
     ap.add_argument(
         "--threads",
         type=int,
@@ -62,14 +62,14 @@ def main() -> None:
     profile_path = Path(args.profile) if args.profile else args.out.with_name("bench_estimator_profile.toml")
     if not args.profile:
         print(f"calibrating → {profile_path}", file=sys.stderr)
-        cmd = [*EDGECNN, "profile", "calibrate", "--threads", str(args.threads), "--out", str(profile_path)]
+        cmd = [*EDGECNN, "profile", "fit", "--threads", str(args.threads), "--out", str(profile_path)]
         cmd += ["--models", args.calib_models]
         subprocess.run(cmd, check=True)
     profile = get_profile(str(profile_path))
     # the previous design, for comparison: the same fit on single-op graphs (torch-free `--suite ops`)
     ops_path = profile_path.with_name(profile_path.stem + "_ops.toml")
     if not args.profile or not ops_path.is_file():
-        cmd = [*EDGECNN, "profile", "calibrate", "--suite", "ops", "--threads", str(args.threads)]
+        cmd = [*EDGECNN, "profile", "fit", "--suite", "ops", "--threads", str(args.threads)]
         subprocess.run([*cmd, "--out", str(ops_path)], check=True)
     ops_profile = get_profile(str(ops_path))
     env = fingerprint(args.threads)

@@ -1,4 +1,4 @@
-"""Hardware profiles: TOML data, a strict schema, and a registry of the built-in ones (DESIGN principles 2–3).
+"""Hardware profiles: TOML data, a strict schema, and a registry of the built-in ones (:mod:`edgecnn.registry`).
 
 A profile describes one compute unit (a CPU with ``cores`` cores, a GPU, an NPU, a DLA): its peak throughput per
 precision, memory bandwidth, caches, the fraction of peak each op kind reaches (roofline ceilings), and the source
@@ -350,7 +350,7 @@ def builtin_profiles() -> dict[str, Profile]:
 
 
 def get_profile(name_or_path: str) -> Profile:
-    """A built-in profile by name, or a profile TOML by path (e.g. one written by ``edgecnn profile calibrate``)."""
+    """A built-in profile by name, or a profile TOML by path (e.g. one written by ``edgecnn profile fit``)."""
     if name_or_path.endswith(".toml") or Path(name_or_path).is_file():
         return load_profile_file(name_or_path)
     known = builtin_profiles()

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -33,6 +34,13 @@ def ov_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _run(args: list[str]) -> tuple[int, str]:
     res = CliRunner().invoke(cli, args)
     return res.exit_code, res.output
+
+
+def _per_layer_view(bundle: Path, net: Any) -> tuple[dict[str, Any], set[str]]:
+    """``edgecnn bench BUNDLE --per-layer --json``'s view of the bundle, and the module names of the model it holds."""
+    code, out = _run(["bench", str(bundle), "--per-layer", "--json", *ITERS])
+    assert code == 0, out
+    return json.loads(out)["per_layer"][bundle.name], {name for name, _ in net.named_modules()}
 
 
 def test_bench_bundle_json_has_every_field(onnx_bundle: Path) -> None:
@@ -111,10 +119,7 @@ def test_per_layer_maps_fused_int8_kernels_back_to_layers(tmp_path: Path, model:
     cfg = QuantConfig(calibration=from_arrays(calib, source="test-arrays"))
     opts = ExportOptions(target="onnx", precision=Precision.INT8, resolution=32, quant=cfg)
     bundle = export_bundle(net, opts, tmp_path / "v2-int8").bundle
-    code, out = _run(["bench", str(bundle), "--per-layer", "--json", *ITERS])
-    assert code == 0, out
-    view = json.loads(out)["per_layer"][bundle.name]
-    modules = {name for name, _ in net.named_modules()}
+    view, modules = _per_layer_view(bundle, net)
     fused = [x for x in view["layers"] if "QLinearConv" in x["ops"]]
     assert len(fused) >= 30 and all(x["layer"] in modules for x in fused)
     # every kernel lands on a module or a named bucket — never on a Q/DQ node's own name ("relu_3_DequantizeLinear")
@@ -136,10 +141,7 @@ def test_per_layer_maps_fused_silu_back_to_layers(tmp_path: Path) -> None:
     net = edgecnn.create_model("efficientnet_b0", num_classes=10).eval()
     opts = ExportOptions(target="onnx", precision=Precision.FP32, resolution=64)
     bundle = export_bundle(net, opts, tmp_path / "b0").bundle
-    code, out = _run(["bench", str(bundle), "--per-layer", "--json", *ITERS])
-    assert code == 0, out
-    view = json.loads(out)["per_layer"][bundle.name]
-    modules = {name for name, _ in net.named_modules()}
+    view, modules = _per_layer_view(bundle, net)
     silu = [x for x in view["layers"] if "QuickGelu" in x["ops"]]
     assert len(silu) >= 40 and all(x["layer"] in modules for x in silu)
     assert all("QuickGelu" not in x["ops"] for x in view["layers"] if x["layer"].startswith("("))
@@ -190,7 +192,7 @@ def test_help_shows_the_default_command_options() -> None:
     code, out = _run(["bench", "--help"])
     assert code == 0 and "--per-layer" in out and "edgecnn bench plot" in out
     code, out = _run(["profile", "--help"])
-    assert code == 0 and "--profile" in out and "calibrate" in out
+    assert code == 0 and "--profile" in out and "edgecnn profile fit" in out
 
 
 def test_summary_statistics_and_warnings() -> None:

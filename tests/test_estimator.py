@@ -13,8 +13,8 @@ import torch
 from click.testing import CliRunner
 
 from edgecnn.analysis import analyze_named
-from edgecnn.bench.calibrate import MicroBench, build_graph, default_suite, fit, measure_suite, write_profile
 from edgecnn.bench.estimate import estimate_model, estimate_ops
+from edgecnn.bench.fit_profile import MicroBench, build_graph, default_suite, fit_ops, measure_suite, write_profile
 from edgecnn.bench.roofline import model_ops, op_time_s
 from edgecnn.cli.main import cli
 from edgecnn.errors import ConfigError
@@ -126,7 +126,7 @@ def test_fit_recovers_known_efficiencies() -> None:
             [mb.op], replace(truth, estimator={**truth.estimator, "layer_overhead_us": 0.0}), precision="fp32"
         )
         points.append((mb.op, est.layers[0].ms / 1e3))
-    result = fit(points, 5e-6, peak_gops=prior.peak("fp32"), bandwidth_gbs=prior.bandwidth_gbs, prior=prior)
+    result = fit_ops(points, 5e-6, peak_gops=prior.peak("fp32"), bandwidth_gbs=prior.bandwidth_gbs, prior=prior)
     for kind in ("pointwise", "dense"):
         assert result.efficiency[kind] == pytest.approx(truth.efficiency[kind], rel=0.15)
     assert result.median_abs_error < 0.15
@@ -141,7 +141,7 @@ def test_single_op_graphs_run_and_calibrated_profile_roundtrips(tmp_path: Path) 
     base, points = measure_suite(suite, threads=1, warmup=1, iters=2, min_time_s=0.0)
     assert base > 0 and len(points) == 3 and all(t > 0 for _, t in points)
     prior = get_profile("x86-avx512-server")
-    result = fit(points, base, peak_gops=prior.peak("fp32") / 2, bandwidth_gbs=prior.bandwidth_gbs, prior=prior)
+    result = fit_ops(points, base, peak_gops=prior.peak("fp32") / 2, bandwidth_gbs=prior.bandwidth_gbs, prior=prior)
     out = write_profile(
         tmp_path / "local.toml", prior, result, threads=1, peak_gops=192.0, cpu="test cpu", points=3, contended=True
     )
@@ -174,8 +174,8 @@ def test_profile_predict_cli_json() -> None:
         (["profile", "mobilenet_v2", "--profile", "intel-npu", "--precision", "fp32"], "does not run fp32"),
         (["profile", "mobilenet_v9", "--profile", "nvidia-t4"], "unknown model"),
         (["profile", "mobilenet_v2", "--profile", "nvidia-t4", "-r", "4"], "--resolution must be >= 8"),
-        (["profile", "calibrate", "--base", "nvidia-t4"], "must be a CPU profile"),
-        (["profile", "calibrate", "--iters", "0"], "must be >= 1"),
+        (["profile", "fit", "--base", "nvidia-t4"], "must be a CPU profile"),
+        (["profile", "fit", "--iters", "0"], "must be >= 1"),
     ],
 )
 def test_profile_cli_errors(args: list[str], message: str) -> None:
@@ -184,14 +184,27 @@ def test_profile_cli_errors(args: list[str], message: str) -> None:
     assert message in res.output and "Traceback" not in res.output
 
 
+@pytest.mark.parametrize("args", [["--help"], ["--iters", "0"], ["--base", "nvidia-t4"]])
+def test_profile_calibrate_is_a_deprecated_alias_of_fit(args: list[str]) -> None:
+    """The old name warns once on stderr, then behaves exactly as ``edgecnn profile fit`` (output, exit code)."""
+    new = CliRunner().invoke(cli, ["profile", "fit", *args])
+    old = CliRunner().invoke(cli, ["profile", "calibrate", *args])
+    warning = "warning: `edgecnn profile calibrate` is deprecated; use `edgecnn profile fit`"
+    assert old.exit_code == new.exit_code
+    assert old.stderr.splitlines()[0] == warning and warning not in new.stderr
+    assert old.stderr.splitlines()[1:] == new.stderr.splitlines()
+    assert old.stdout.replace("profile calibrate", "profile fit") == new.stdout
+    assert cli.commands["profile"].commands["calibrate"].hidden  # not listed beside `fit`
+
+
 def test_int8_qdq_graphs_run_and_fit(tmp_path: Path) -> None:
-    from edgecnn.bench.calibrate_int8 import fit_int8, int8_suite, measure_int8
+    from edgecnn.bench.fit_int8 import fit_int8, int8_suite, measure_int8
 
     suite = [mb for mb in int8_suite() if mb.op.name in ("pw24_144@56", "fc1280_1000", "add24@56")]
     assert {mb.onnx_op for mb in int8_suite()} == {"Conv", "Gemm", "Add", "Mul", "GlobalAveragePool"}
     points = measure_int8(suite, 1e-6, threads=1, warmup=1, iters=2, min_time_s=0.0)
     prior = get_profile("x86-avx512-server")
-    fp32 = fit(points, 1e-6, peak_gops=192.0, bandwidth_gbs=prior.bandwidth_gbs, prior=prior)
+    fp32 = fit_ops(points, 1e-6, peak_gops=192.0, bandwidth_gbs=prior.bandwidth_gbs, prior=prior)
     effs, err = fit_int8(points, fp32, peak_gops=768.0, bandwidth_gbs=prior.bandwidth_gbs, cache_bytes=3e7)
     assert set(effs) == {"pointwise", "linear", "elementwise"} and all(0 < v <= 1 for v in effs.values())
     assert err >= 0
@@ -205,9 +218,9 @@ def test_int8_qdq_graphs_run_and_fit(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_profile_calibrate_cli_end_to_end(tmp_path: Path) -> None:
+def test_profile_fit_cli_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "local.toml"
-    args = ["profile", "calibrate", "--threads", "1", "--iters", "2", "--models", "mobilenet_v3_small", "-r", "64"]
+    args = ["profile", "fit", "--threads", "1", "--iters", "2", "--models", "mobilenet_v3_small", "-r", "64"]
     res = CliRunner().invoke(cli, [*args, "--suite", "ops", "--out", str(out), "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
@@ -222,7 +235,7 @@ def _synthetic_block_points(truth_eff: dict[str, float], precision: str = "fp32"
     """Chains of the real block suite, timed by the estimator itself on a profile with known efficiencies."""
     import torch
 
-    from edgecnn.bench.calibrate_blocks import block_suite
+    from edgecnn.bench.fit_blocks import block_suite
     from edgecnn.bench.roofline import model_ops
 
     prior = get_profile("x86-avx512-server")
@@ -244,7 +257,7 @@ def _synthetic_block_points(truth_eff: dict[str, float], precision: str = "fp32"
 
 def test_block_fit_recovers_known_efficiencies() -> None:
     """Block chains timed by a known roofline → the coordinate-descent fit finds the efficiencies and overhead."""
-    from edgecnn.bench.calibrate_blocks import fit_blocks
+    from edgecnn.bench.fit_blocks import fit_blocks
 
     truth_eff = {"pointwise": 0.3, "depthwise": 0.04, "dense": 0.2, "stem": 0.1}
     prior, truth, points = _synthetic_block_points(truth_eff)
@@ -262,7 +275,7 @@ def test_block_fit_recovers_known_efficiencies() -> None:
 def test_block_chains_export_quantize_time_and_write_profile(tmp_path: Path) -> None:
     """Two small block chains really exported, quantized (bundle QDQ settings) and timed in ORT; the fit writes a
     profile that loads and predicts."""
-    from edgecnn.bench.calibrate_blocks import _head, _mbconv_stage, fit_blocks, measure_blocks
+    from edgecnn.bench.fit_blocks import _head, _mbconv_stage, fit_blocks, measure_blocks
 
     suite = [_mbconv_stage("silu", 8, 16, 16, 2, 3, 2), _head(16, 32, None, 10, 4)]
     got = measure_blocks(suite, threads=1, warmup=1, iters=2, min_time_s=0.0, base_s=1e-6)
@@ -324,13 +337,20 @@ def test_fused_kinds_cost_nothing_per_precision() -> None:
     assert fused.fused_kinds_for("fp16") == {"add", "swish"}
 
 
-def test_fused_kinds_schema_rejects_unknown_kind(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('fused_kinds = ["add", "relu"]', r"estimator\.fused_kinds lists \['relu'\]"),  # not an op kind
+        ('float_ops_int8 = ["Hardsigmoid", "Conv"]', r"estimator\.float_ops_int8 lists \['Conv'\]"),  # not an op type
+    ],
+)
+def test_estimator_list_schema_rejects_unknown_entry(tmp_path: Path, line: str, message: str) -> None:
     from importlib import resources
 
     src = resources.files("edgecnn.profiles").joinpath("x86-avx512-server.toml").read_text()
     bad = tmp_path / "bad.toml"
-    bad.write_text(src.replace("[estimator]", '[estimator]\nfused_kinds = ["add", "relu"]'))
-    with pytest.raises(ConfigError, match=r"estimator\.fused_kinds lists \['relu'\]"):
+    bad.write_text(src.replace("[estimator]", f"[estimator]\n{line}"))
+    with pytest.raises(ConfigError, match=message):
         get_profile(str(bad))
 
 
@@ -338,7 +358,7 @@ def test_block_fit_finds_fused_kinds_and_writes_them(tmp_path: Path) -> None:
     """Chains timed by a roofline on which residual adds are free (as ONNX Runtime's NCHWc conv absorbs them at
     fp32) → the fit reports ``add`` fused, the profile records it, and the estimate costs adds at zero. With fusion
     ruled out (``fusible=()``) the fit must cost them."""
-    from edgecnn.bench.calibrate_blocks import fit_blocks
+    from edgecnn.bench.fit_blocks import fit_blocks
 
     prior = get_profile("x86-avx512-server")
     truth_eff = {"pointwise": 0.3, "depthwise": 0.04, "dense": 0.2, "stem": 0.1, "swish": 0.01, "gate": 0.02}
@@ -347,7 +367,7 @@ def test_block_fit_finds_fused_kinds_and_writes_them(tmp_path: Path) -> None:
         efficiency={**prior.efficiency, **truth_eff},
         estimator={**prior.estimator, "layer_overhead_us": 2.0, "model_overhead_us": 0.0, "fused_kinds": ["add"]},
     )
-    from edgecnn.bench.calibrate_blocks import block_suite
+    from edgecnn.bench.fit_blocks import block_suite
 
     points = []
     for bb in block_suite():
@@ -414,20 +434,10 @@ def test_float_islands_at_int8_cost_their_traffic_and_kernels() -> None:
     assert islands.layer_overhead_us_for("fp32") == float(prof.estimator["layer_overhead_us"])
 
 
-def test_float_ops_schema_rejects_unknown_op(tmp_path: Path) -> None:
-    from importlib import resources
-
-    src = resources.files("edgecnn.profiles").joinpath("x86-avx512-server.toml").read_text()
-    bad = tmp_path / "bad.toml"
-    bad.write_text(src.replace("[estimator]", '[estimator]\nfloat_ops_int8 = ["Hardsigmoid", "Conv"]'))
-    with pytest.raises(ConfigError, match=r"estimator\.float_ops_int8 lists \['Conv'\]"):
-        get_profile(str(bad))
-
-
 def test_block_fit_recovers_int8_overhead_and_islands(tmp_path: Path) -> None:
     """Chains timed by a roofline with float islands and an int8 per-kernel overhead of its own → the int8 fit
     (memory from the fp32 fit, ``own_overhead``) recovers that overhead, and the profile it writes predicts alike."""
-    from edgecnn.bench.calibrate_blocks import block_suite, fit_blocks
+    from edgecnn.bench.fit_blocks import block_suite, fit_blocks
 
     prior = get_profile("x86-avx512-server")
     truth_eff = {"pointwise": 0.3, "depthwise": 0.04, "dense": 0.2, "stem": 0.1, "swish": 0.01, "gate": 0.02}
@@ -476,7 +486,7 @@ def test_block_fit_recovers_int8_overhead_and_islands(tmp_path: Path) -> None:
 def test_int8_chains_report_the_ops_onnx_runtime_runs_in_float() -> None:
     """A hard-swish + SE chain quantized like a bundle: ONNX Runtime runs its HardSigmoids in float between Q/DQ
     (no integer kernel); its SE pool (GlobalAveragePool) and a ReLU6 chain's ops all run in integers."""
-    from edgecnn.bench.calibrate_blocks import _mbconv_stage, measure_blocks
+    from edgecnn.bench.fit_blocks import _mbconv_stage, measure_blocks
 
     found: set[str] = set()
     suite = [_mbconv_stage("hswish", 8, 16, 16, 2, 3, 2)]

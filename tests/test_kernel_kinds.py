@@ -101,7 +101,7 @@ def test_real_se_chain_kernels_land_on_the_estimators_kinds(precision: str) -> N
     """A SiLU + SE inverted-residual chain exported (and quantized) like a bundle and profiled in ONNX Runtime:
     its kernels land on the kinds the estimator's op walk gives the same chain, almost nothing is left unclassified,
     and the kinds' kernel counts are those of the chain (one depthwise per block)."""
-    from edgecnn.bench.calibrate_blocks import _mbconv_stage, measure_blocks
+    from edgecnn.bench.fit_blocks import _mbconv_stage, measure_blocks
 
     bb = _mbconv_stage("silu", 8, 16, 16, 2, 3, 2)
     per_kind: dict = {}
@@ -136,8 +136,8 @@ def test_per_kind_fit_pins_kinds_that_always_occur_together(tmp_path) -> None:  
     """Chains timed by a known roofline (with per-output-element costs) where SE's pool, gate and SiLU always come
     together: fitted to each kind's own measured share, the profile it writes predicts every kind of two zoo
     models — mixes no chain has — as the truth does, and a fusible kind that runs no kernel comes out fused."""
-    from edgecnn.bench.calibrate import write_profile
-    from edgecnn.bench.calibrate_blocks import block_suite, fit_blocks
+    from edgecnn.bench.fit_blocks import block_suite, fit_blocks
+    from edgecnn.bench.fit_profile import write_profile
     from edgecnn.models import create_model
 
     prior = get_profile("x86-avx512-server")
@@ -194,7 +194,7 @@ def test_per_kind_fit_pins_kinds_that_always_occur_together(tmp_path) -> None:  
 def test_totals_only_fit_leaves_element_costs_unfitted() -> None:
     """The same chains without per-kind times: the per-element cost stays unfitted (0) — it is only identifiable
     from each kind's own share."""
-    from edgecnn.bench.calibrate_blocks import block_suite, fit_blocks
+    from edgecnn.bench.fit_blocks import block_suite, fit_blocks
 
     prior = get_profile("x86-avx512-server")
     points = []

@@ -1,6 +1,6 @@
 """Exact static analysis of any ``nn.Module``: per-layer output shape, params, MACs, activation and weight memory.
 
-MACs follow the convention of torchvision's "GFLOPS" column and the papers (REFERENCE.md): multiply-accumulates of
+MACs follow the convention of torchvision's "GFLOPS" column (its weight tables): multiply-accumulates of
 Conv2d/ConvTranspose2d and Linear at the given batch; BN, activations, pooling, residual adds and SE multiplies
 are not counted (SE's 1×1 convs are). The model runs once on the *meta* device when its parameters live there
 (no memory, no compute), so even EfficientNet-B7 at 600 px is analysed in well under a second.
@@ -8,12 +8,12 @@ are not counted (SE's 1×1 convs are). The model runs once on the *meta* device 
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
+from edgecnn.analysis.walk import LayerCall, input_channels, walk_layers
 from edgecnn.errors import InputSpecError
 
 _LEAF_TYPES = (
@@ -77,22 +77,25 @@ class ModelStats:
         return d
 
 
-def _macs(m: nn.Module, out: torch.Tensor) -> int:
-    if isinstance(m, nn.Conv2d):
-        kh, kw = m.kernel_size
-        return out.numel() * (m.in_channels // m.groups) * kh * kw
-    if isinstance(m, nn.ConvTranspose2d):
-        # every input pixel scatters a k×k×(C_out/groups) patch
-        kh, kw = m.kernel_size
-        n_in = out.shape[0] * m.in_channels * _in_hw(m)
-        return n_in * (m.out_channels // m.groups) * kh * kw
-    if isinstance(m, nn.Linear):
-        return out.numel() // out.shape[-1] * m.in_features * m.out_features
-    return 0
+def _is_leaf(m: nn.Module) -> bool:
+    """A layer the table lists: a known leaf type, or any childless module with parameters of its own."""
+    return isinstance(m, _LEAF_TYPES) or (not list(m.children()) and any(True for _ in m.parameters(recurse=False)))
 
 
-def _in_hw(m: nn.ConvTranspose2d) -> int:
-    return m._edgecnn_in_hw  # type: ignore[attr-defined]  # set by the pre-hook
+def _layer_stats(call: LayerCall) -> LayerStats:
+    m = call.module
+    params = sum(p.numel() for p in m.parameters(recurse=False) if p.requires_grad)
+    return LayerStats(
+        name=call.name,
+        type=type(m).__name__,
+        output_shape=call.out_shape,
+        params=params,
+        macs=call.macs(),
+        activation_bytes=call.out_elems * 4,
+        weight_bytes_fp32=4 * params,
+        weight_bytes_fp16=2 * params,
+        weight_bytes_int8=_int8_bytes(m),
+    )
 
 
 def _int8_bytes(m: nn.Module) -> int:
@@ -109,54 +112,15 @@ def analyze(
     h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
     if h < 1 or w < 1 or batch < 1:
         raise InputSpecError(f"input size must be positive, got batch={batch}, {h}×{w}")
-    first = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
-    c = in_chans or (first.in_channels if isinstance(first, nn.Conv2d) else 3)
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    rows: list[LayerStats] = []
-    handles = []
-
-    def pre_hook(m: nn.Module, inputs: tuple) -> None:
-        if isinstance(m, nn.ConvTranspose2d):
-            m._edgecnn_in_hw = math.prod(inputs[0].shape[2:])
-
-    def hook(name: str):
-        def fn(m: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
-            params = sum(p.numel() for p in m.parameters(recurse=False) if p.requires_grad)
-            rows.append(
-                LayerStats(
-                    name=name,
-                    type=type(m).__name__,
-                    output_shape=tuple(out.shape),
-                    params=params,
-                    macs=_macs(m, out),
-                    activation_bytes=out.numel() * 4,
-                    weight_bytes_fp32=4 * params,
-                    weight_bytes_fp16=2 * params,
-                    weight_bytes_int8=_int8_bytes(m),
-                )
-            )
-
-        return fn
-
-    for name, m in model.named_modules():
-        if isinstance(m, _LEAF_TYPES) or (not list(m.children()) and any(True for _ in m.parameters(recurse=False))):
-            handles.append(m.register_forward_pre_hook(pre_hook))
-            handles.append(m.register_forward_hook(hook(name)))
-    was_training = model.training
-    model.eval()
+    c = in_chans or input_channels(model)
     try:
-        with torch.no_grad():
-            model(torch.zeros(batch, c, h, w, device=device))
+        calls = walk_layers(model, (batch, c, h, w), _is_leaf)
     except RuntimeError as e:
         raise InputSpecError(
             f"model does not accept input {batch}×{c}×{h}×{w}: {str(e).splitlines()[0]}",
             hint="try a larger --resolution",
         ) from None
-    finally:
-        for hd in handles:
-            hd.remove()
-        model.train(was_training)
+    rows = [_layer_stats(call) for call in calls]
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     acts = [r.activation_bytes for r in rows]
     return ModelStats(

@@ -1,7 +1,7 @@
 """Predicted latency of a model on a hardware profile: per-layer roofline times, total, error band, memory.
 
 A prediction never travels without its profile's provenance (where every figure comes from, and whether the
-efficiencies were fitted by ``edgecnn profile calibrate``) and an error band: the profile's ``error_band``
+efficiencies were fitted by ``edgecnn profile fit``) and an error band: the profile's ``error_band``
 (relative), the band a calibration measured, or the wider of the two.
 """
 
@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from edgecnn.bench.roofline import BYTES, Op, fused_epilogues, int8_view, model_ops, op_time_s, weights_resident
+from edgecnn.bench.roofline import Op, fused_epilogues, int8_view, model_ops, op_time_s, weights_resident
 from edgecnn.errors import ConfigError
+from edgecnn.precision import BYTES
 from edgecnn.profiles import Profile
 
 

@@ -1,8 +1,9 @@
 """One measurement: first inference, warm-up, timed iterations, memory — plus the warnings a reader needs.
 
 Latency statistics come from :func:`edgecnn.runtime.timing.time_call`; every result carries the environment
-fingerprint (DESIGN principle 9). Noisy runs (CoV above 5 %) and thread oversubscription (more intra-op threads
-than cores this process may use, or other processes keeping the CPUs busy) are flagged, not hidden.
+fingerprint (:func:`edgecnn.runtime.env.fingerprint`), so a number is never read without its machine. Noisy runs
+(CoV above 5 %) and thread oversubscription (more intra-op threads than cores this process may use, or other
+processes keeping the CPUs busy) are flagged, not hidden.
 """
 
 from __future__ import annotations

@@ -21,14 +21,18 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgecnn.errors import BackendError
 from edgecnn.onnx_graph.scopes import onnx_scopes
+
+if TYPE_CHECKING:
+    from edgecnn.runtime.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +89,7 @@ def _assemble(backend: str, per_layer_us: dict[str, float], ops: dict[str, set[s
     return PerLayer(backend=backend, layers=tuple(layers), sum_ms=total, end_to_end_ms=e2e_ms, runs=runs)
 
 
-def profile_onnxruntime(
+def layer_times_onnxruntime(
     onnx_path: Path, feeds: dict[str, np.ndarray], *, threads: int | None, runs: int = 20, warmup: int = 5
 ) -> PerLayer:
     """Profile ``runs`` inferences with ORT's built-in profiler (after ``warmup`` unprofiled-by-us calls)."""
@@ -154,7 +158,7 @@ def _optimized_node_layers(path: Path, by_node: dict[str, str], by_tensor: dict[
     return out
 
 
-def profile_openvino(
+def layer_times_openvino(
     model_path: Path,
     onnx_names: tuple[dict[str, str], dict[str, str]] | None,
     feeds: dict[str, np.ndarray],
@@ -241,3 +245,25 @@ def scopes_for_bundle(session: Any) -> tuple[dict[str, str], dict[str, str]] | N
     except (EdgeCNNError, TypeError, KeyError) as e:
         log.info("cannot rebuild layer names for %s: %s", model.get("name"), e)
         return None
+
+
+def _bundle_layer_times_onnxruntime(session: Session, feeds: dict[str, np.ndarray], threads: int | None) -> PerLayer:
+    return layer_times_onnxruntime(session.bundle.model_path, feeds, threads=threads)
+
+
+def _bundle_layer_times_openvino(session: Session, feeds: dict[str, np.ndarray], threads: int | None) -> PerLayer:
+    """The bundle's own inference precision (a bf16 bundle runs bf16), its layers named as in the PyTorch model."""
+    manifest = session.manifest
+    hint = manifest.backend_options.get("openvino_inference_precision") or (
+        "bf16" if manifest.precision == "bf16" else "f32"
+    )
+    path = session.bundle.model_path
+    return layer_times_openvino(path, scopes_for_bundle(session), feeds, threads=threads, precision_hint=hint)
+
+
+# Runtime backend name (``Session.backend_name``; a target's ``perlayer_backend``) → the reader of its per-layer
+# times on a loaded bundle. A backend not here has no per-layer view (TensorRT: no profiler wired in).
+LAYER_TIME_READERS: dict[str, Callable[[Session, dict[str, np.ndarray], int | None], PerLayer]] = {
+    "onnxruntime": _bundle_layer_times_onnxruntime,
+    "openvino": _bundle_layer_times_openvino,
+}

@@ -13,17 +13,19 @@ it as a separate QuickGelu pass), ``hardswish`` (piecewise linear; fuses into th
 broadcast, and on ONNX Runtime two layout reorders around it). A calibrated profile fits each, or marks it fused
 (costing nothing) at a precision.
 
-The ops come from the same forward-hook walk as :mod:`edgecnn.analysis.static` (meta device, no weights), plus the
-functional ops that analysis does not count: the residual add of inverted residuals and the SE multiply. BN is
-folded into the preceding conv by every exporter; ReLU/ReLU6/sigmoid-like gates fuse into the conv on the runtimes
-edgecnn targets (ORT ``ConvActivationFusion``, OpenVINO, TensorRT), other activations cost an elementwise pass.
+The ops come from the forward-hook walk that :mod:`edgecnn.analysis.static` also reads (:mod:`edgecnn.analysis.walk`;
+meta device, no weights), plus the functional ops that analysis does not count: the residual add of inverted
+residuals and the SE multiply. BN is folded into the preceding conv by every exporter; ReLU/ReLU6/sigmoid-like gates
+fuse into the conv on the runtimes edgecnn targets (ORT ``ConvActivationFusion``, OpenVINO, TensorRT), other
+activations cost an elementwise pass.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+from edgecnn.precision import BYTES
+
 FUSABLE = ("ReLU", "ReLU6", "Hardsigmoid", "Sigmoid")
 PADS = ("PadSame", "ZeroPad2d", "ConstantPad2d")
 ACTIVATIONS = ("ReLU", "ReLU6", "Hardsigmoid", "Sigmoid", "Hardswish", "SiLU", "GELU")
@@ -116,130 +118,77 @@ def int8_view(ops: list[Op], float_ops: dict[str, int]) -> list[Op]:
 
 def model_ops(model, resolution: int, *, batch: int = 1, in_chs: int | None = None) -> list[Op]:  # noqa: ANN001
     """Walk ``model`` once on ``batch``×C×res×res (on whatever device its parameters live — use meta) → ops.
-    C is ``in_chs``, else the first conv's input channels (3 when the model has no conv)."""
-    import math
+    C is ``in_chs``, else the image channels :func:`edgecnn.analysis.walk.input_channels` reads off the model."""
+    from edgecnn.analysis.walk import input_channels, walk_layers
+    from edgecnn.layers.squeeze_excite import SqueezeExcite
 
-    import torch
+    chans = in_chs or input_channels(model)
+    calls = walk_layers(model, (batch, chans, resolution, resolution), _costs_time)
+    se_gates = {id(m.gate) for m in model.modules() if isinstance(m, SqueezeExcite)}
+    return _order([op for call in calls if (op := _call_op(call, se_gates)) is not None])
+
+
+def _costs_time(m) -> bool:  # noqa: ANN001  (torch module)
+    """The modules :func:`_call_op` turns into ops (others are containers, or cost nothing once exported)."""
     from torch import nn
 
     from edgecnn.layers.blocks import InvertedResidual
     from edgecnn.layers.squeeze_excite import SqueezeExcite
 
-    ops: list[Op] = []
-    handles = []
+    t = type(m).__name__
+    if isinstance(m, (nn.Conv2d, nn.Linear, *_pool_types(), SqueezeExcite)) or t in ACTIVATIONS or t in PADS:
+        return True
+    return isinstance(m, InvertedResidual) and m.has_skip
 
-    def numel(t: torch.Tensor) -> int:
-        return math.prod(t.shape)
 
-    def hook(name: str):
-        def fn(m: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
-            x = inputs[0]
-            t = type(m).__name__
-            if isinstance(m, nn.Conv2d):
-                kh, kw = m.kernel_size
-                macs = numel(out) * (m.in_channels // m.groups) * kh * kw
-                ops.append(
-                    Op(
-                        name=name,
-                        kind=_conv_kind(m, tuple(out.shape[-2:])),
-                        type=t,
-                        macs=macs,
-                        elements=numel(out),
-                        in_elems=numel(x),
-                        out_elems=numel(out),
-                        weight_elems=m.weight.numel(),
-                    )
-                )
-            elif isinstance(m, nn.Linear):
-                macs = numel(out) // out.shape[-1] * m.in_features * m.out_features
-                ops.append(
-                    Op(
-                        name=name,
-                        kind="linear",
-                        type=t,
-                        macs=macs,
-                        elements=numel(out),
-                        in_elems=numel(x),
-                        out_elems=numel(out),
-                        weight_elems=m.weight.numel(),
-                    )
-                )
-            elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-                ops.append(
-                    Op(
-                        name=name,
-                        kind="pooling",
-                        type=t,
-                        macs=0,
-                        elements=numel(x),
-                        in_elems=numel(x),
-                        out_elems=numel(out),
-                        weight_elems=0,
-                    )
-                )
-            elif t in ACTIVATIONS or (t in PADS and out.shape != x.shape):
-                ops.append(
-                    Op(
-                        name=name,
-                        # the SE gate's activation (on a 1×1 map) is part of the gate: where it does not fuse it is
-                        # one more tiny kernel of the squeeze-excite, not an element-wise pass over a feature map
-                        kind="gate" if id(m) in se_gates else ACTIVATION_KINDS.get(t, "elementwise"),
-                        type=t,
-                        macs=0,
-                        elements=0 if t in PADS else numel(out),  # padding is a copy: no arithmetic, memory roof only
-                        in_elems=numel(x),
-                        out_elems=numel(out),
-                        weight_elems=0,
-                        # explicit padding before a conv folds into the conv's pads (ORT PadFusion, OpenVINO, TensorRT)
-                        fusable=t in FUSABLE or t in PADS,
-                    )
-                )
-            elif isinstance(m, SqueezeExcite):  # x * gate(x): the multiply analysis does not count
-                ops.append(
-                    Op(
-                        name=f"{name}.mul",
-                        kind="gate",
-                        type="Mul",
-                        macs=0,
-                        elements=numel(out),
-                        in_elems=numel(x),
-                        out_elems=numel(out),
-                        weight_elems=0,
-                    )
-                )
-            elif isinstance(m, InvertedResidual) and m.has_skip:
-                ops.append(
-                    Op(
-                        name=f"{name}.add",
-                        kind="add",
-                        type="Add",
-                        macs=0,
-                        elements=numel(out),
-                        in_elems=2 * numel(out),
-                        out_elems=numel(out),
-                        weight_elems=0,
-                    )
-                )
+def _pool_types() -> tuple[type, ...]:
+    """The pooling modules (a function: roofline imports torch only when a model is walked)."""
+    from torch import nn
 
-        return fn
+    return (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
-    se_gates = {id(m.gate) for m in model.modules() if isinstance(m, SqueezeExcite)}
-    for name, m in model.named_modules():
-        handles.append(m.register_forward_hook(hook(name)))
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    chans = in_chs or (first.in_channels if first is not None else 3)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(batch, chans, resolution, resolution, device=device))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    return _order(ops)
+
+def _call_op(call, se_gates: set[int]) -> Op | None:  # noqa: ANN001  (edgecnn.analysis.walk.LayerCall)
+    """One layer call as a costed op; None for a padding module that pads nothing."""
+    from torch import nn
+
+    from edgecnn.layers.blocks import InvertedResidual
+    from edgecnn.layers.squeeze_excite import SqueezeExcite
+
+    m, t = call.module, type(call.module).__name__
+    n_in, n_out = call.in_elems, call.out_elems
+    io = {"in_elems": n_in, "out_elems": n_out}
+    if isinstance(m, nn.Conv2d):
+        kind = _conv_kind(m, call.out_shape[-2:])
+        return Op(
+            name=call.name, kind=kind, type=t, macs=call.macs(), elements=n_out, **io, weight_elems=m.weight.numel()
+        )
+    if isinstance(m, nn.Linear):
+        return Op(
+            name=call.name, kind="linear", type=t, macs=call.macs(), elements=n_out, **io, weight_elems=m.weight.numel()
+        )
+    if isinstance(m, _pool_types()):
+        return Op(name=call.name, kind="pooling", type=t, macs=0, elements=n_in, **io, weight_elems=0)
+    if t in ACTIVATIONS or (t in PADS and call.out_shape != call.in_shape):
+        return Op(
+            name=call.name,
+            # the SE gate's activation (on a 1×1 map) is part of the gate: where it does not fuse it is one more tiny
+            # kernel of the squeeze-excite, not an element-wise pass over a feature map
+            kind="gate" if id(m) in se_gates else ACTIVATION_KINDS.get(t, "elementwise"),
+            type=t,
+            macs=0,
+            elements=0 if t in PADS else n_out,  # padding is a copy: no arithmetic, memory roof only
+            **io,
+            weight_elems=0,
+            # explicit padding before a conv folds into the conv's pads (ORT PadFusion, OpenVINO, TensorRT)
+            fusable=t in FUSABLE or t in PADS,
+        )
+    if isinstance(m, SqueezeExcite):  # x * gate(x): the multiply analysis does not count
+        return Op(name=f"{call.name}.mul", kind="gate", type="Mul", macs=0, elements=n_out, **io, weight_elems=0)
+    if isinstance(m, InvertedResidual) and m.has_skip:
+        io = {"in_elems": 2 * n_out, "out_elems": n_out}
+        return Op(name=f"{call.name}.add", kind="add", type="Add", macs=0, elements=n_out, **io, weight_elems=0)
+    return None
 
 
 def _order(ops: list[Op]) -> list[Op]:

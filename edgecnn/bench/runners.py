@@ -1,8 +1,8 @@
 """What ``edgecnn bench`` can time: a bundle through ``edgecnn.runtime``, or a zoo model as a PyTorch baseline.
 
 A runner loads once (load time measured) and hands out a zero-argument callable per batch size on a fixed, seeded
-input, so the timed loop holds nothing but the inference call. PyTorch baselines follow REFERENCE.md's measured
-paths: eager NCHW, eager channels-last, and ``torch.compile`` (inductor, ``freezing=True``).
+input, so the timed loop holds nothing but the inference call. PyTorch baselines take the paths PyTorch documents for
+CPU inference: eager NCHW, eager channels-last, and ``torch.compile`` (inductor, ``freezing=True``).
 """
 
 from __future__ import annotations

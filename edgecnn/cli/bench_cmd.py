@@ -77,7 +77,7 @@ def bench_run_cmd(
 ) -> None:
     """Time each BUNDLE (via edgecnn.runtime) and each zoo MODEL (PyTorch eager, channels-last, torch.compile)."""
     from edgecnn.bench.measure import measure, with_ratios
-    from edgecnn.bench.report import table_rows, to_csv, to_json
+    from edgecnn.bench.results import table_rows, to_csv, to_json
     from edgecnn.bench.runners import load_bundle, load_torch, parse_subject, torch_modes
     from edgecnn.errors import ConfigError, InputSpecError
     from edgecnn.runtime.env import fingerprint
@@ -143,28 +143,19 @@ def bench_run_cmd(
 
 
 def _per_layer(loaded: list[Any], threads: int | None, say: Any) -> dict[str, Any]:
-    from edgecnn.bench.perlayer import profile_onnxruntime, profile_openvino, scopes_for_bundle
+    from edgecnn.bench.perlayer import LAYER_TIME_READERS
 
     out = {}
     for subject in loaded:
         if subject.kind != "bundle":
             continue
         sess = subject.raw
-        spec = sess.input
-        x = {spec.name: subject_input(spec)}
-        path = sess.bundle.model_path
         say(f"profiling {subject.label} layer by layer")
-        if subject.backend == "onnxruntime" and path.suffix == ".onnx":
-            view = profile_onnxruntime(path, x, threads=threads)
-        elif subject.backend == "openvino":
-            hint = sess.manifest.backend_options.get("openvino_inference_precision") or (
-                "bf16" if sess.manifest.precision == "bf16" else "f32"
-            )
-            view = profile_openvino(path, scopes_for_bundle(sess), x, threads=threads, precision_hint=hint)
-        else:
+        reader = LAYER_TIME_READERS.get(sess.backend_name)  # keyed by runtime backend, as targets' perlayer_backend
+        if reader is None:
             say(f"no per-layer profiler for {subject.backend}; skipped")
             continue
-        out[subject.label] = view.to_dict()
+        out[subject.label] = reader(sess, {sess.input.name: subject_input(sess.input)}, threads).to_dict()
     return out
 
 
@@ -199,7 +190,7 @@ def bench_plot_cmd(
 ) -> None:
     """Latency vs accuracy vs size (PNG) from one or more `edgecnn bench --json` files."""
     from edgecnn.bench.plot import parse_accuracy, plot_tradeoff
-    from edgecnn.bench.report import read_results
+    from edgecnn.bench.results import read_results
 
     acc = parse_accuracy(accuracy)
     rows = [r for path in results for r in read_results(Path(path))]

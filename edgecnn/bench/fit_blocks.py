@@ -1,4 +1,4 @@
-"""Block-level calibration for ``edgecnn profile calibrate`` (the default suite).
+"""Block-level profile fit for ``edgecnn profile fit`` (the default suite).
 
 Single-op graphs mis-time what a runtime does inside a model: ONNX Runtime keeps conv chains in its blocked NCHWc
 layout and fuses activations, so a lone Conv pays layout reorders a model never pays (and a lone QDQ op has no
@@ -25,10 +25,11 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from edgecnn.bench.calibrate import Fit, time_graph
+from edgecnn.bench.fit_profile import Fit, time_graph
 from edgecnn.bench.kernel_kinds import KindTimes, kind_times
 from edgecnn.bench.roofline import Op, fold_activations, int8_view, memory_time_s, model_ops, weights_resident
 from edgecnn.profiles import FUSIBLE_KINDS, OP_KINDS, OPTIONAL_KINDS
@@ -41,7 +42,7 @@ ELEMENT_NS_GRID = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.45, 0.7, 1.0, 1.5, 2.
 
 @dataclass(frozen=True, kw_only=True)
 class BlockBench:
-    """One calibration point: ``build()`` gives the torch module, run on 1×``in_chs``×``res``×``res``."""
+    """One point of the fit: ``build()`` gives the torch module, run on 1×``in_chs``×``res``×``res``."""
 
     name: str
     build: Callable[[], object]
@@ -273,7 +274,7 @@ def measure_blocks(
     fastest round kept: a shared host that slows down for minutes at a time (another tenant on the core) then
     leaves no chain timed only in its slow spell — the fit describes the machine unloaded, as `timeit` reasons."""
     out: dict[str, list[tuple[str, list[Op], float]]] = {p: [] for p in precisions}
-    with tempfile.TemporaryDirectory(prefix="edgecnn-calib-blocks-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="edgecnn-fit-blocks-") as tmp:
         graphs: list[tuple[str, str, list[Op], bytes, tuple[int, ...]]] = []
         for i, bb in enumerate(suite):
             if progress:
@@ -343,43 +344,168 @@ def fit_blocks(
     effs = np.repeat(np.exp(np.linspace(math.log(0.001), math.log(1.0), 120)), len(elem_grid))
     elems = np.tile(np.array(elem_grid), len(effs) // len(elem_grid))
     meas = np.log(np.array([t for _, _, t in points]))
-    # per point: ops that cost time (fused activations cost nothing, as in estimate_ops; float islands never fuse)
-    islands = dict(float_ops or {})
-    views = [int8_view(ops, islands) for _, ops, _ in points]  # an island is never fusable (as_island)
-    costed = [fold_activations(ops) if fused_activations else ops for ops in views]
-    flat = [(p, op) for p, c in enumerate(costed) for op in c]
-    idx = np.array([p for p, _ in flat])
-    op_kinds = np.array([op.kind for _, op in flat])
-    work = np.array([op.work() for _, op in flat])
-    outs = np.array([float(op.out_elems) for _, op in flat])
-    acts = np.array([float(op.act_elems) for _, op in flat])
-    act_grid = ACTIVATION_NS_GRID if kinds is not None and fused_activations and acts.any() else (0.0,)
-    nbytes = np.array([op.bytes(precision) for _, op in flat])
-    # weights from DRAM where the chain's per-inference traffic overflows the last cache (as estimate_ops does)
-    resident = [weights_resident(ops, precision, cache_bytes) for ops in views]
-    dram_w = np.array([0.0 if resident[p] else op.weight_bytes(precision) for p, op in flat])
-    present = [k for k in (*OP_KINDS, *OPTIONAL_KINDS) if (op_kinds == k).any()]
-    n_eff = len(effs)  # row n_eff of a fusible kind's table: fused into the op before it (no time, no overhead)
-    nkern = np.array([float(op.kernels) for _, op in flat])  # dispatches per op (a float island pays several)
-    count = {k: np.bincount(idx[op_kinds == k], weights=nkern[op_kinds == k], minlength=len(points)) for k in present}
-    # per kind, what no grid parameter but the activation cost changes: its ops' compute time on every
-    # (efficiency, per-element cost) row, and which chain each op belongs to
-    sels = {k: op_kinds == k for k in present}
-    base = {
-        k: work[s][None, :] / (peak_gops * 1e9 * effs[:, None]) + outs[s][None, :] * elems[:, None] * 1e-9
-        for k, s in sels.items()
-    }
-    onehot = {k: np.eye(len(points))[idx[s]] for k, s in sels.items()}
-    shares = _kind_shares(kinds, np.exp(meas), present) if kinds is not None else None
+    chains = _Chains.build(
+        points,
+        precision=precision,
+        cache_bytes=cache_bytes,
+        fused_activations=fused_activations,
+        float_ops=float_ops,
+        compute_rows=(peak_gops, effs, elems),
+    )
+    act_grid = ACTIVATION_NS_GRID if kinds is not None and fused_activations and chains.acts.any() else (0.0,)
+    shares = _kind_shares(kinds, np.exp(meas), chains.present) if kinds is not None else None
     if shares is not None:  # the chains' totals without their boundary kernels (see _kind_shares)
         inner = sum(shares.values(), np.zeros(len(points)))
         meas = np.where(inner > 0, np.log(np.maximum(inner, 1e-9)), meas)
-    best: tuple[float, Fit] | None = None
-    mem_grid, cache_grid, ovh_grid = (
-        np.exp(np.linspace(math.log(0.05), 0.0, 14)),
-        (1.0, 2.0, 4.0, 8.0, 16.0),
-        OVERHEAD_GRID_US,
+    mem_grid, cache_grid, l2_grid, ovh_grid = _search_grids(bandwidth_gbs, l2_bytes, memory_from, own_overhead)
+    n_eff = len(effs)  # row n_eff of a fusible kind's table: fused into the op before it (no time, no overhead)
+    start = (n_eff // 2) - (n_eff // 2) % len(elem_grid)  # mid-grid efficiency, no per-element cost
+    best: tuple[float, dict[str, int], np.ndarray, dict[str, float]] | None = None
+    for mem_eff, cache_mult, l2_mult, act_ns in itertools.product(mem_grid, cache_grid, l2_grid, act_grid):
+        cache_gbs = bandwidth_gbs * cache_mult
+        memory = dict(
+            bandwidth_gbs=bandwidth_gbs,
+            memory_efficiency=mem_eff,
+            cache_bytes=cache_bytes,
+            cache_bandwidth_gbs=cache_gbs,
+            l2_bytes=l2_bytes,
+            l2_bandwidth_gbs=None if l2_mult is None else cache_gbs * l2_mult,
+        )
+        table = chains.kind_tables(memory, act_ns, n_eff, fusible)
+        for ovh_us in ovh_grid:
+            tab = chains.with_overhead(table, ovh_us, n_eff)
+            g, free, kind_err = dict.fromkeys(chains.present, start), list(chains.present), 0.0
+            if shares is not None:
+                g, free, kind_err = _fit_kinds(tab, shares, chains.present, n_eff, fusible, start)
+            _descend(g, free, tab, chains.present, meas, sweeps)
+            pred = sum((tab[k][g[k]] for k in chains.present), np.zeros(len(points)))
+            total = float(((np.log(pred) - meas) ** 2).sum()) + kind_err
+            if best is None or total < best[0]:
+                best = (total, g, pred, {**memory, "layer_overhead_us": ovh_us, "fused_activation_ns": act_ns})
+    assert best is not None
+    _, g, pred, params = best
+    resid = {name: float(p / math.exp(m) - 1) for (name, _, _), p, m in zip(points, pred, meas, strict=True)}
+    return _fit_result(g, (effs, elems if kinds is not None else None), params, resid, base_s)
+
+
+def _fit_result(
+    g: dict[str, int],
+    rows: tuple[np.ndarray, np.ndarray | None],
+    params: dict[str, Any],
+    resid: dict[str, float],
+    base_s: float,
+) -> Fit:
+    """The winning grid point as a :class:`Fit`: ``g`` the row per kind (row len(effs): fused), ``rows`` the
+    efficiency and ns-per-element of each row (None: per-element cost not fitted), ``params`` the memory
+    parameters, overhead and activation cost it was found at."""
+    effs, elems = rows
+    n_eff = len(effs)
+    return Fit(
+        efficiency={
+            **{k: float(effs[g[k]]) if k in g else 1.0 for k in OP_KINDS},
+            **{k: float(effs[g[k]]) for k in OPTIONAL_KINDS if k in g and g[k] < n_eff},
+        },
+        fused=tuple(k for k in g if g[k] == n_eff),
+        element_ns={k: float(elems[r]) for k, r in g.items() if r < n_eff} if elems is not None else {},
+        memory_efficiency=float(params["memory_efficiency"]),
+        cache_bandwidth_gbs=float(params["cache_bandwidth_gbs"]),
+        l2_bandwidth_gbs=None if params["l2_bandwidth_gbs"] is None else float(params["l2_bandwidth_gbs"]),
+        layer_overhead_us=float(params["layer_overhead_us"]),
+        fused_activation_ns=float(params["fused_activation_ns"]),
+        model_overhead_us=base_s * 1e6,
+        median_abs_error=float(np.median(np.abs(list(resid.values())))),
+        residuals=resid,
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Chains:
+    """The chains' costed ops flattened for the grid search: per op its chain, traffic and DRAM weight bytes, and per
+    kind what no grid parameter but the activation cost changes — compute time on every (efficiency, per-element
+    cost) row, kernel dispatches per chain, and which chain each op belongs to."""
+
+    n_points: int
+    present: list[str]  # op kinds some chain holds
+    acts: np.ndarray  # per op: elements of the activations fused into it
+    nbytes: np.ndarray  # per op: bytes moved
+    dram_w: np.ndarray  # per op: weight bytes read from DRAM (chains whose traffic overflows the last cache)
+    sels: dict[str, np.ndarray]  # kind → mask over the ops
+    compute: dict[str, np.ndarray]  # kind → [row, op] compute seconds
+    onehot: dict[str, np.ndarray]  # kind → [op, chain] membership
+    count: dict[str, np.ndarray]  # kind → kernels per chain
+
+    @classmethod
+    def build(
+        cls,
+        points: list[tuple[str, list[Op], float]],
+        *,
+        precision: str,
+        cache_bytes: float,
+        fused_activations: bool,
+        float_ops: Mapping[str, int] | None,
+        compute_rows: tuple[float, np.ndarray, np.ndarray],
+    ) -> _Chains:
+        """``compute_rows``: (peak GOPS, efficiency per row, ns per output element per row)."""
+        peak_gops, effs, elems = compute_rows
+        # per point: ops that cost time (fused activations cost nothing, as in estimate_ops; float islands never fuse)
+        islands = dict(float_ops or {})
+        views = [int8_view(ops, islands) for _, ops, _ in points]  # an island is never fusable (as_island)
+        costed = [fold_activations(ops) if fused_activations else ops for ops in views]
+        flat = [(p, op) for p, c in enumerate(costed) for op in c]
+        idx = np.array([p for p, _ in flat])
+        op_kinds = np.array([op.kind for _, op in flat])
+        work = np.array([op.work() for _, op in flat])
+        outs = np.array([float(op.out_elems) for _, op in flat])
+        # weights from DRAM where the chain's per-inference traffic overflows the last cache (as estimate_ops does)
+        resident = [weights_resident(ops, precision, cache_bytes) for ops in views]
+        present = [k for k in (*OP_KINDS, *OPTIONAL_KINDS) if (op_kinds == k).any()]
+        nkern = np.array([float(op.kernels) for _, op in flat])  # dispatches per op (a float island pays several)
+        sels = {k: op_kinds == k for k in present}
+        return cls(
+            n_points=len(points),
+            present=present,
+            acts=np.array([float(op.act_elems) for _, op in flat]),
+            nbytes=np.array([op.bytes(precision) for _, op in flat]),
+            dram_w=np.array([0.0 if resident[p] else op.weight_bytes(precision) for p, op in flat]),
+            sels=sels,
+            compute={
+                k: work[s][None, :] / (peak_gops * 1e9 * effs[:, None]) + outs[s][None, :] * elems[:, None] * 1e-9
+                for k, s in sels.items()
+            },
+            onehot={k: np.eye(len(points))[idx[s]] for k, s in sels.items()},
+            count={k: np.bincount(idx[s], weights=nkern[s], minlength=len(points)) for k, s in sels.items()},
+        )
+
+    def kind_tables(
+        self, memory: dict[str, Any], act_ns: float, n_eff: int, fusible: tuple[str, ...]
+    ) -> dict[str, np.ndarray]:
+        """{kind: [row, chain] seconds of the chain's ops of that kind} at these memory parameters; a fusible kind
+        gets one more row, n_eff, all zeros: fused."""
+        mem = np.array([memory_time_s(b, w, **memory) for b, w in zip(self.nbytes, self.dram_w, strict=True)])
+        table = {}
+        for k, sel in self.sels.items():
+            t_ops = np.maximum(self.compute[k] + self.acts[sel][None, :] * act_ns * 1e-9, mem[sel][None, :])
+            m = np.zeros((n_eff + (k in fusible), self.n_points))
+            m[:n_eff] = t_ops @ self.onehot[k]
+            table[k] = m
+        return table
+
+    def with_overhead(self, table: dict[str, np.ndarray], ovh_us: float, n_eff: int) -> dict[str, np.ndarray]:
+        """The tables plus each kernel's dispatch cost (the fused row pays none)."""
+        return {
+            k: table[k] + np.where(np.arange(len(table[k])) < n_eff, ovh_us * 1e-6, 0.0)[:, None] * self.count[k]
+            for k in self.present
+        }
+
+
+def _search_grids(
+    bandwidth_gbs: float, l2_bytes: float, memory_from: Fit | None, own_overhead: bool
+) -> tuple[Any, Any, tuple[float | None, ...], Any]:
+    """(memory efficiency, cache / DRAM bandwidth, L2 / cache bandwidth, per-kernel overhead µs) values searched;
+    with ``memory_from`` its memory parameters are held (and its overhead too, unless ``own_overhead``)."""
+    mem_grid: Any = np.exp(np.linspace(math.log(0.05), 0.0, 14))
+    cache_grid: Any = (1.0, 2.0, 4.0, 8.0, 16.0)
+    ovh_grid: Any = OVERHEAD_GRID_US
     l2_grid: tuple[float | None, ...] = (None, 1.5, 2.0, 3.0, 4.0) if l2_bytes > 0 else (None,)
     if memory_from is not None:
         mem_grid = [memory_from.memory_efficiency]
@@ -387,69 +513,20 @@ def fit_blocks(
         cache_grid = [memory_from.cache_bandwidth_gbs / bandwidth_gbs]
         l2 = memory_from.l2_bandwidth_gbs
         l2_grid = (None if l2 is None else l2 / memory_from.cache_bandwidth_gbs,)
-    for mem_eff, cache_mult, l2_mult, act_ns in itertools.product(mem_grid, cache_grid, l2_grid, act_grid):
-        cache_gbs = bandwidth_gbs * cache_mult
-        l2_gbs = None if l2_mult is None else cache_gbs * l2_mult
-        memory = dict(
-            bandwidth_gbs=bandwidth_gbs,
-            memory_efficiency=mem_eff,
-            cache_bytes=cache_bytes,
-            cache_bandwidth_gbs=cache_gbs,
-            l2_bytes=l2_bytes,
-            l2_bandwidth_gbs=l2_gbs,
-        )
-        mem = np.array([memory_time_s(b, w, **memory) for b, w in zip(nbytes, dram_w, strict=True)])
-        # T[k][g, p]: time of point p's kind-k ops at efficiency effs[g]
-        table = {}
-        for k, sel in sels.items():
-            t_ops = np.maximum(base[k] + acts[sel][None, :] * act_ns * 1e-9, mem[sel][None, :])
-            m = np.zeros((n_eff + (k in fusible), len(points)))
-            m[:n_eff] = t_ops @ onehot[k]
-            table[k] = m
-        for ovh_us in ovh_grid:
-            tab = {
-                k: table[k] + np.where(np.arange(len(table[k])) < n_eff, ovh_us * 1e-6, 0.0)[:, None] * count[k]
-                for k in present
-            }
-            start = (n_eff // 2) - (n_eff // 2) % len(elem_grid)  # mid-grid efficiency, no per-element cost
-            g = dict.fromkeys(present, start)
-            free, kind_err = list(present), 0.0
-            if shares is not None:
-                g, free, kind_err = _fit_kinds(tab, shares, present, n_eff, fusible, start)
-            for _ in range(sweeps if free else 0):
-                for k in free:
-                    rest = sum((tab[j][g[j]] for j in present if j != k), np.zeros(len(points)))
-                    err = ((np.log(rest[None, :] + tab[k]) - meas[None, :]) ** 2).sum(axis=1)
-                    g[k] = int(err.argmin())
-            pred = sum((tab[k][g[k]] for k in present), np.zeros(len(points)))
-            total = float(((np.log(pred) - meas) ** 2).sum()) + kind_err
-            if best is None or total < best[0]:
-                resid = {
-                    name: float(p / math.exp(m) - 1) for (name, _, _), p, m in zip(points, pred, meas, strict=True)
-                }
-                best = (
-                    total,
-                    Fit(
-                        efficiency={
-                            **{k: float(effs[g[k]]) if k in g else 1.0 for k in OP_KINDS},
-                            **{k: float(effs[g[k]]) for k in OPTIONAL_KINDS if k in g and g[k] < n_eff},
-                        },
-                        fused=tuple(k for k in present if g[k] == n_eff),
-                        element_ns=(
-                            {k: float(elems[g[k]]) for k in present if g[k] < n_eff} if kinds is not None else {}
-                        ),
-                        memory_efficiency=float(mem_eff),
-                        cache_bandwidth_gbs=float(cache_gbs),
-                        l2_bandwidth_gbs=None if l2_gbs is None else float(l2_gbs),
-                        layer_overhead_us=float(ovh_us),
-                        fused_activation_ns=float(act_ns),
-                        model_overhead_us=base_s * 1e6,
-                        median_abs_error=float(np.median(np.abs(list(resid.values())))),
-                        residuals=resid,
-                    ),
-                )
-    assert best is not None
-    return best[1]
+    return mem_grid, cache_grid, l2_grid, ovh_grid
+
+
+def _descend(
+    g: dict[str, int], free: list[str], tab: dict[str, np.ndarray], present: list[str], meas: np.ndarray, sweeps: int
+) -> None:
+    """Coordinate descent on the chain totals: each ``free`` kind in turn takes the row that, with the others held,
+    minimises the squared log error; ``sweeps`` passes, ``g`` updated in place."""
+    n_points = len(meas)
+    for _ in range(sweeps if free else 0):
+        for k in free:
+            rest = sum((tab[j][g[j]] for j in present if j != k), np.zeros(n_points))
+            err = ((np.log(rest[None, :] + tab[k]) - meas[None, :]) ** 2).sum(axis=1)
+            g[k] = int(err.argmin())
 
 
 def _kind_shares(measured: list[KindTimes], totals: np.ndarray, present: list[str]) -> dict[str, np.ndarray]:

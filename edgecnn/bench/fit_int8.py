@@ -1,4 +1,4 @@
-"""INT8 micro-benchmarks for ``edgecnn profile calibrate``: QDQ single-op graphs that ONNX Runtime fuses into its
+"""INT8 micro-benchmarks for ``edgecnn profile fit``: QDQ single-op graphs that ONNX Runtime fuses into its
 integer kernels (QLinearConv, QGemm, QLinearAdd/Mul, QLinearGlobalAveragePool), with uint8 activations and
 per-channel int8 weights — the fast path on x86 (ONNX Runtime docs, "Quantize ONNX models": QDQ format, U8S8).
 
@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from edgecnn.bench.calibrate import Fit, MicroBench, default_suite, time_graph
+from edgecnn.bench.fit_profile import Fit, MicroBench, default_suite, time_graph
 from edgecnn.bench.roofline import Op
 
 INT8_KINDS = ("dense", "pointwise", "depthwise", "linear", "elementwise", "pooling")

@@ -1,4 +1,4 @@
-"""``edgecnn profile calibrate``: micro-benchmark each op kind here, fit the roofline efficiencies, write a profile.
+"""``edgecnn profile fit``: micro-benchmark each op kind here, fit the roofline efficiencies, write a profile.
 
 Each micro-benchmark is a one-op ONNX graph (built with ``onnx.helper``, no torch) at shapes typical of the zoo's
 stages (112² … 7²), timed in ONNX Runtime (ORT_ENABLE_ALL, the bench's thread count) — so the fitted profile
@@ -9,7 +9,7 @@ overhead; each op's time above it is fitted by the roofline of :mod:`edgecnn.ben
 
 by a grid search in log space (per kind for ``eff``; shared ``mem_eff``, cache bandwidth and ``layer_overhead``),
 minimising the squared log error — relative errors weigh small and large ops alike. Two corrections follow:
-int8 efficiencies from QDQ graphs (:mod:`edgecnn.bench.calibrate_int8`), and a ``graph_factor`` — measured /
+int8 efficiencies from QDQ graphs (:mod:`edgecnn.bench.fit_int8`), and a ``graph_factor`` — measured /
 predicted over a few whole zoo models at another resolution than the one you validate at — for what single ops do
 not see (activations evicted between layers, layout reorders between NCHWc and plain kernels).
 """
@@ -262,7 +262,7 @@ def _memory_s(
     return nbytes / (bw * 1e9 * mem_eff)
 
 
-def fit(
+def fit_ops(
     points: list[tuple[Op, float]], base_s: float, *, peak_gops: float, bandwidth_gbs: float, prior: Profile
 ) -> Fit:
     """Grid search: for each (mem_eff, cache bandwidth, overhead), the best eff per kind; keep the combination with
@@ -332,7 +332,7 @@ def graph_factor(
     from edgecnn.onnx_graph.torch_export import export_onnx
 
     ratios: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="edgecnn-calib-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="edgecnn-fit-") as tmp:
         for name in models:
             if progress:
                 progress(f"whole model {name} @ {resolution}")
@@ -388,7 +388,7 @@ def write_profile(
     name = f"local-{prior.name}-t{threads}"
     scale = threads / (prior.cores or threads)
     lines = [
-        f"# Calibrated by `edgecnn profile calibrate` on {cpu} ({threads} threads), {now_iso()}.",
+        f"# Fitted by `edgecnn profile fit` on {cpu} ({threads} threads), {now_iso()}.",
         "schema_version = 1",
         f"name = {fmt(name)}",
         f"description = {fmt(f'{cpu}, {threads} threads, efficiencies fitted to ONNX Runtime micro-benchmarks')}",
@@ -444,11 +444,11 @@ def write_profile(
         "memory": f"from profile {prior.name}: {prior.sources.get('memory', 'see base profile')}",
         "caches": f"from profile {prior.name}: {prior.sources.get('caches', 'see base profile')}",
         "efficiency": f"fitted here: {method or f'{points} ONNX Runtime single-op micro-benchmarks'} "
-        "(edgecnn.bench.calibrate)",
+        "(edgecnn.bench.fit_profile)",
         **(
             {
                 "efficiency_int8": "fitted here: ONNX Runtime QDQ (u8 activations, s8 per-channel weights) "
-                "micro-benchmarks of the same suite (edgecnn.bench.calibrate_blocks / calibrate_int8)"
+                "micro-benchmarks of the same suite (edgecnn.bench.fit_blocks / fit_int8)"
             }
             if int8
             else {}

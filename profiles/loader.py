@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import ConfigError, UnknownNameError
+from edgecnn.precision import Precision
 from edgecnn.registry import suggest
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 KINDS = ("cpu", "gpu", "npu", "dla")
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+PRECISIONS = tuple(str(p) for p in Precision)  # the one precision vocabulary (edgecnn.precision)
 OP_KINDS = ("dense", "pointwise", "depthwise", "pooling", "elementwise", "linear")
 # optional kinds: a profile without them uses the kind they refine (calibration fits them where it can measure them)
 OPTIONAL_KINDS = {

@@ -7,7 +7,7 @@
 Both end in :func:`rank_layers`, keyed by the tensor names of the float ONNX model both formats come from: for each
 float node the *loss* is how many dB of SQNR its output has lost relative to its worst input — the error that node
 adds (accumulated error alone would blame every layer after the culprit) — and ``layer`` is the PyTorch module the
-node came from (the dynamo exporter's name scopes, as in :mod:`edgecnn.bench.perlayer`). That ranking picks the
+node came from (the dynamo exporter's name scopes, :mod:`edgecnn.onnx_graph.scopes`). That ranking picks the
 layers returned to float when an accuracy budget is missed.
 """
 

@@ -36,7 +36,6 @@ ONNX = register_target(
         bundle_files=("model.onnx",),
         runtime_backend="onnxruntime",
         parity_backend="onnxruntime",
-        perlayer_backend="onnxruntime",
         quantizer="onnxruntime-qdq",
         qat_quantizer="nncf-qat-qdq",
         build=build,

@@ -55,7 +55,6 @@ OPENVINO = register_target(
         bundle_files=("model.xml", "model.bin"),
         runtime_backend="openvino",
         parity_backend="openvino",
-        perlayer_backend="openvino",
         quantizer="nncf-openvino",
         qat_quantizer="nncf-qat-openvino",
         build=build,

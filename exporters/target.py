@@ -72,7 +72,6 @@ class Target:
     bundle_files: tuple[str, ...]  # the model files a bundle holds (the first is the entry the runtime opens)
     runtime_backend: str  # runs its bundles on a device (recorded in the manifest)
     parity_backend: str  # checks parity through edgecnn.runtime at export, on this machine
-    perlayer_backend: str | None  # whose profiler reads per-layer latency of its bundles (None: not measurable here)
     quantizer: str | None = None  # post-training INT8 backend (edgecnn.quant registry)
     qat_quantizer: str | None = None  # exports a QAT model's learned scales
     build: Callable[[BuildContext], Built]

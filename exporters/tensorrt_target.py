@@ -84,7 +84,6 @@ TENSORRT = register_target(
         bundle_files=("model.onnx",),
         runtime_backend="tensorrt",
         parity_backend="onnxruntime",  # no TensorRT here: the TensorRT-ready ONNX is checked in ONNX Runtime
-        perlayer_backend="onnxruntime",
         quantizer="tensorrt-qdq",
         qat_quantizer="nncf-qat-tensorrt",
         build=build,

@@ -92,7 +92,6 @@ def plugin_target():
             bundle_files=("net.onnx",),
             runtime_backend="onnxruntime",
             parity_backend="onnxruntime",
-            perlayer_backend="onnxruntime",
             quantizer=quantizer.name,
             build=_build,
         )

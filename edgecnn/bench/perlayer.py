@@ -261,7 +261,7 @@ def _bundle_layer_times_openvino(session: Session, feeds: dict[str, np.ndarray],
     return layer_times_openvino(path, scopes_for_bundle(session), feeds, threads=threads, precision_hint=hint)
 
 
-# Runtime backend name (``Session.backend_name``; a target's ``perlayer_backend``) → the reader of its per-layer
+# Runtime backend name (``Session.backend_name``) → the reader of its per-layer
 # times on a loaded bundle. A backend not here has no per-layer view (TensorRT: no profiler wired in).
 LAYER_TIME_READERS: dict[str, Callable[[Session, dict[str, np.ndarray], int | None], PerLayer]] = {
     "onnxruntime": _bundle_layer_times_onnxruntime,

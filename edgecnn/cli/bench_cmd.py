@@ -151,7 +151,7 @@ def _per_layer(loaded: list[Any], threads: int | None, say: Any) -> dict[str, An
             continue
         sess = subject.raw
         say(f"profiling {subject.label} layer by layer")
-        reader = LAYER_TIME_READERS.get(sess.backend_name)  # keyed by runtime backend, as targets' perlayer_backend
+        reader = LAYER_TIME_READERS.get(sess.backend_name)  # the profiler of the backend that runs it
         if reader is None:
             say(f"no per-layer profiler for {subject.backend}; skipped")
             continue

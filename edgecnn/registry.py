@@ -6,7 +6,7 @@ A duplicate name raises; an unknown name raises with a "did you mean" suggestion
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from edgecnn.errors import DuplicateNameError, UnknownNameError
@@ -14,10 +14,18 @@ from edgecnn.errors import DuplicateNameError, UnknownNameError
 T = TypeVar("T")
 
 
-def suggest(name: str, choices: list[str] | tuple[str, ...]) -> str | None:
+def suggest(name: str, choices: Iterable[str]) -> str | None:
     """Closest known name to ``name`` (or None), for "did you mean" hints."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
     return close[0] if close else None
+
+
+def did_you_mean(name: str, choices: Iterable[str], *, known: str = "known", show: Callable[[str], str] = repr) -> str:
+    """The hint of an unknown-name error: "did you mean X?" with the closest choice (as ``show`` writes it), else
+    the ``known`` choices listed."""
+    choices = list(choices)
+    close = suggest(name, choices)
+    return f"did you mean {show(close)}?" if close else f"{known}: {', '.join(choices) or 'none'}"
 
 
 class Registry(Generic[T]):
@@ -51,9 +59,7 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            close = suggest(name, self.names())
-            hint = f"did you mean {close!r}?" if close else f"known: {', '.join(self.names())}"
-            raise UnknownNameError(f"unknown {self.kind} {name!r}", hint=hint) from None
+            raise UnknownNameError(f"unknown {self.kind} {name!r}", hint=did_you_mean(name, self.names())) from None
 
     def names(self) -> list[str]:
         return sorted(self._entries)

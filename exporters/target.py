@@ -20,7 +20,7 @@ from edgecnn.errors import ConfigError
 from edgecnn.exporters.options import ExportOptions
 from edgecnn.precision import Precision
 from edgecnn.quant.backend import Quantized, QuantJob, get_quantizer
-from edgecnn.registry import Registry, suggest
+from edgecnn.registry import Registry, did_you_mean
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,10 +109,9 @@ class Target:
             raise ConfigError(f"--opset {opts.opset} is outside {lo}..{hi} for target {self.name!r}")
         unknown = sorted(set(opts.target_options) - set(self.options))
         if unknown:
-            close = suggest(unknown[0], list(self.options))
             raise ConfigError(
                 f"target {self.name!r} has no option {unknown[0]!r}",
-                hint=f"did you mean {close!r}?" if close else f"options: {', '.join(self.options) or 'none'}",
+                hint=did_you_mean(unknown[0], self.options, known="options"),
             )
         merged = {**self.options, **opts.target_options}
         for k, default in self.options.items():

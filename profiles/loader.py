@@ -18,7 +18,7 @@ from typing import Any
 
 from edgecnn.errors import ConfigError, UnknownNameError
 from edgecnn.precision import Precision
-from edgecnn.registry import suggest
+from edgecnn.registry import did_you_mean, suggest
 
 log = logging.getLogger(__name__)
 
@@ -227,12 +227,8 @@ def _fail(where: str, message: str, hint: str | None = None) -> ConfigError:
 def _check_table(obj: dict[str, Any], spec: dict[str, tuple[Any, bool]], where: str, prefix: str) -> None:
     for key in obj:
         if key not in spec:
-            close = suggest(key, list(spec))
-            raise _fail(
-                where,
-                f"unknown key '{prefix}{key}'",
-                f"did you mean '{prefix}{close}'?" if close else f"valid keys: {', '.join(spec)}",
-            )
+            hint = did_you_mean(key, spec, known="valid keys", show=lambda c: f"'{prefix}{c}'")
+            raise _fail(where, f"unknown key '{prefix}{key}'", hint)
     for key, (typ, required) in spec.items():
         if key not in obj:
             if required:
@@ -357,10 +353,8 @@ def get_profile(name_or_path: str) -> Profile:
     known = builtin_profiles()
     if name_or_path in known:
         return known[name_or_path]
-    close = suggest(name_or_path, sorted(known))
     raise UnknownNameError(
-        f"unknown profile {name_or_path!r}",
-        hint=f"did you mean {close!r}?" if close else f"known: {', '.join(sorted(known))}, or a .toml path",
+        f"unknown profile {name_or_path!r}", hint=did_you_mean(name_or_path, sorted(known)) + " (or a .toml path)"
     )
 
 

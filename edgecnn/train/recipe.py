@@ -18,7 +18,7 @@ from typing import Any
 
 from edgecnn.data.augment import AugmentConfig
 from edgecnn.errors import ConfigError
-from edgecnn.registry import suggest
+from edgecnn.registry import did_you_mean
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,10 +78,8 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         if self.name not in ("sgd", "adamw", "rmsprop"):
-            close = suggest(self.name, ["sgd", "adamw", "rmsprop"])
             raise ConfigError(
-                f"optim.name {self.name!r} is unknown",
-                hint=f"did you mean {close!r}?" if close else "sgd|adamw|rmsprop",
+                f"optim.name {self.name!r} is unknown", hint=did_you_mean(self.name, ["sgd", "adamw", "rmsprop"])
             )
         if self.lr <= 0 or self.epochs < 1 or self.warmup_epochs < 0 or self.weight_decay < 0:
             raise ConfigError("optim.lr must be > 0, optim.epochs >= 1, warmup_epochs and weight_decay >= 0")
@@ -194,10 +192,9 @@ def recipe_from_dict(data: dict[str, Any], *, source: str = "recipe") -> Recipe:
     sections: dict[str, Any] = {}
     for name, table in data.items():
         if name not in types_:
-            close = suggest(name, list(types_))
             raise ConfigError(
                 f"{source}: unknown section [{name}]",
-                hint=f"did you mean [{close}]?" if close else f"sections: {', '.join(types_)}",
+                hint=did_you_mean(name, types_, known="sections", show=lambda c: f"[{c}]"),
             )
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: [{name}] must be a table of keys")
@@ -206,10 +203,9 @@ def recipe_from_dict(data: dict[str, Any], *, source: str = "recipe") -> Recipe:
         kwargs = {}
         for key, value in table.items():
             if key not in hints:
-                close = suggest(key, list(hints))
                 raise ConfigError(
                     f"{source}: unknown key '{name}.{key}'",
-                    hint=f"did you mean '{name}.{close}'?" if close else f"keys of [{name}]: {', '.join(hints)}",
+                    hint=did_you_mean(key, hints, known=f"keys of [{name}]", show=lambda c, n=name: f"'{n}.{c}'"),
                 )
             try:
                 kwargs[key] = _coerce(f"{name}.{key}", value, hints[key])
@@ -257,10 +253,9 @@ def read_recipe_toml(spec: str | Path) -> tuple[dict[str, Any], str]:
     if path.suffix != ".toml" and not path.exists():
         names = shipped_recipes()
         if str(spec) not in names:
-            close = suggest(str(spec), names)
             raise ConfigError(
                 f"recipe {str(spec)!r} is neither a file nor a shipped recipe",
-                hint=f"did you mean {close!r}?" if close else f"shipped: {', '.join(names)}",
+                hint=did_you_mean(str(spec), names, known="shipped"),
             )
         text = (resources.files("edgecnn.train") / "recipes" / f"{spec}.toml").read_text(encoding="utf-8")
         label = f"recipe {spec}"

@@ -13,7 +13,6 @@ results). Writes benchmarks/results/bench_estimator.json (+ .md).
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -192,8 +191,6 @@ def write(args, profile_path, profile, env, contention, rows, unavailable) -> st
         "summary": summary,
         "not_available": unavailable,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
     md = [
         f"Estimator vs measurement, ONNX Runtime, batch 1, 224 px, {args.threads} threads, {env['cpu']}; "
         f"profile {profile.name} ({profile_path.name}); measured = p50 of the fastest of {args.rounds} interleaved "
@@ -230,8 +227,10 @@ def write(args, profile_path, profile, env, contention, rows, unavailable) -> st
                 + (f"; pairs ordered differently: {swaps}" if swaps else "")
             )
     md += [f"- not available: {k} — {v}" for k, v in unavailable.items()]
+    from edgecnn.bench.results import write_results
+
     text = "\n".join(md) + "\n"
-    args.out.with_suffix(".md").write_text(text)
+    write_results(args.out, doc, text)
     return text
 
 

@@ -15,7 +15,6 @@ Writes benchmarks/results/bench_matrix.json (+ .md).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -45,8 +44,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/edgecnn-bench-matrix"))
     ap.add_argument("--out", type=Path, default=HERE / "results" / "bench_matrix.json")
     args = ap.parse_args()
-
     from edgecnn.bench.measure import environment_warnings, measure
+    from edgecnn.bench.results import write_results
     from edgecnn.bench.runners import TorchMode, load_bundle, load_torch
     from edgecnn.models import list_models
     from edgecnn.runtime.env import fingerprint
@@ -104,8 +103,6 @@ def main() -> None:
         "results": results,
         "not_available": unavailable,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
     md = [
         f"Latency matrix, 224 px, {args.threads} threads, {env['cpu']}; p50 ms (× vs PyTorch eager at the same batch).",
         "**Measured under contention** (other jobs on the 2 cores): rerun on a quiet machine." if contention else "",
@@ -125,7 +122,7 @@ def main() -> None:
             md.append(f"| {model} | " + " | ".join(cells) + " |")
         md.append("")
     md += [f"- {p}: not available — {why}" for p, why in unavailable.items()]
-    args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    write_results(args.out, doc, md)
     print("\n".join(md))
 
 

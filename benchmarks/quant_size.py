@@ -109,10 +109,10 @@ def main() -> None:
     ap.add_argument("--calib", type=int, default=64)
     ap.add_argument("--out", type=Path, default=HERE / "results" / "quant_size.json")
     args = ap.parse_args()
-
     import torch
 
     import edgecnn
+    from edgecnn.bench.results import write_results
     from edgecnn.exporters import ExportOptions, Precision, export_bundle
     from edgecnn.exporters.int8_report import model_bytes
     from edgecnn.models.synthetic import randomize_batchnorm
@@ -155,8 +155,6 @@ def main() -> None:
             results["models"][name] = entry
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
     md = ["# INT8 model file size: where the bytes go", "", f"`{results['command']}`", ""]
     for name, entry in results["models"].items():
         for target, files in entry["targets"].items():
@@ -175,7 +173,7 @@ def main() -> None:
                 f, i = files["fp32"]["by_category"].get(c, 0), files["int8"]["by_category"].get(c, 0)
                 md.append(f"| {c} | {f:,} | {i:,} |")
             md.append("")
-    args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    write_results(args.out, results, md)
 
 
 if __name__ == "__main__":

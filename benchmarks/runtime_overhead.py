@@ -12,7 +12,6 @@ Writes benchmarks/results/runtime_overhead.json (+ .md).
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import subprocess
 import sys
@@ -32,13 +31,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=HERE / "results" / "runtime_overhead.json")
     args = ap.parse_args()
-
     import onnxruntime as ort
     import openvino as ov
     import torch
 
     import edgecnn
     from edgecnn import runtime
+    from edgecnn.bench.results import write_results
     from edgecnn.exporters import ExportOptions, export_bundle
     from edgecnn.runtime.env import fingerprint
     from edgecnn.runtime.timing import time_call
@@ -104,8 +103,6 @@ def main() -> None:
         },
         "per_round": {k: v for k, v in rounds.items()} | {"ov_benchmark_app_median_ms": bench_app},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
     md = [
         "| path | median p50 (ms) |",
         "|---|---|",
@@ -115,7 +112,7 @@ def main() -> None:
         "|---|---|",
         *[f"| {k} | {v:.3f} |" for k, v in result["ratios"].items()],
     ]
-    args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    write_results(args.out, result, md)
     print("\n".join(md))
 
 

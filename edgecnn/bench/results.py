@@ -116,3 +116,12 @@ def read_results(path: Path) -> list[dict[str, Any]]:
 
 def _short(backend: str) -> str:
     return backend.replace("onnxruntime", "ort").replace("openvino", "ov").replace("pytorch-", "pt-")
+
+
+def write_results(out: Path, doc: dict[str, Any], markdown: str | list[str]) -> None:
+    """A benchmark's record: ``doc`` as JSON at ``out`` (numpy scalars as floats) and ``markdown`` (text or lines)
+    beside it as ``out`` with ``.md`` — written together, so the two never describe different runs."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2, default=float) + "\n")
+    text = markdown if isinstance(markdown, str) else "\n".join(markdown) + "\n"
+    out.with_suffix(".md").write_text(text)

@@ -92,14 +92,14 @@ def test_onnx_int8_pools_run_as_integer_kernels(tmp_path_factory, tmp_path):
     import onnx
     import onnxruntime as ort
 
-    from edgecnn.runtime.ort_session import QDQ_DISABLED_OPTIMIZERS as ORT_DISABLED_OPTIMIZERS
+    from edgecnn.runtime.ort_session import QDQ_DISABLED_OPTIMIZERS
 
     bundle = _int8(tmp_path_factory, "onnx")
     assert "ReduceMean" not in {n.op_type for n in onnx.load(str(bundle / "model.onnx")).graph.node}
     so = ort.SessionOptions()
     so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     ort.InferenceSession(
-        str(bundle / "model.onnx"), so, providers=["CPUExecutionProvider"], disabled_optimizers=ORT_DISABLED_OPTIMIZERS
+        str(bundle / "model.onnx"), so, providers=["CPUExecutionProvider"], disabled_optimizers=QDQ_DISABLED_OPTIMIZERS
     )
     ops = [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
     assert ops.count("QLinearGlobalAveragePool") == 10 and "ReduceMean" not in ops

@@ -2,7 +2,7 @@
 looks there (fp32-vs-bundle parity), and how faithful a map is (deletion / insertion).
 
 - PyTorch models: ``cam`` (Grad-CAM, Grad-CAM++, LayerCAM, XGrad-CAM), ``integrated_gradients``, ``smoothgrad``,
-  or ``explain(model, x, method=...)`` for all of them (``edgecnn.explain.cam``).
+  or ``explain(model, x, method=...)`` for all of them (``edgecnn.explain.attribution``).
 - Any bundle, torch-free: ``rise`` and ``occlusion`` through ``session_predictor(runtime.load(bundle))``
   (``edgecnn.explain.perturb``).
 - ``compare`` (fp32 vs bundle per image), ``deletion_insertion``, ``spearman``, ``top_iou``, ``pointing_hit``.
@@ -26,13 +26,13 @@ _EXPORTS = {
     "pointing_hit": "edgecnn.explain.metrics",
     "deletion_insertion": "edgecnn.explain.metrics",
     "Faithfulness": "edgecnn.explain.metrics",
-    "cam": "edgecnn.explain.cam",
-    "explain": "edgecnn.explain.cam",
-    "integrated_gradients": "edgecnn.explain.cam",
-    "smoothgrad": "edgecnn.explain.cam",
-    "default_layer": "edgecnn.explain.cam",
-    "resolve_layer": "edgecnn.explain.cam",
-    "torch_predictor": "edgecnn.explain.cam",
+    "cam": "edgecnn.explain.attribution",
+    "explain": "edgecnn.explain.attribution",
+    "integrated_gradients": "edgecnn.explain.attribution",
+    "smoothgrad": "edgecnn.explain.attribution",
+    "default_layer": "edgecnn.explain.attribution",
+    "resolve_layer": "edgecnn.explain.attribution",
+    "torch_predictor": "edgecnn.explain.attribution",
     "compare": "edgecnn.explain.compare",
     "ParityRow": "edgecnn.explain.compare",
     "demo_stage": "edgecnn.explain.demo",

@@ -84,7 +84,7 @@ def compare(
 
     A bundle "looks elsewhere" on an image when the top-``frac`` regions of the two maps overlap less than
     ``iou_threshold`` (IoU)."""
-    from edgecnn.explain.cam import torch_predictor
+    from edgecnn.explain.attribution import torch_predictor
 
     if method not in PERTURBATION_METHODS:
         raise ConfigError(

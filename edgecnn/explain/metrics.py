@@ -78,6 +78,15 @@ def blur(x: np.ndarray, radius: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def random_order(shape: tuple[int, ...], patch: int, rng: np.random.Generator) -> np.ndarray:
+    """Flat pixel indices in a random order of ``patch``×``patch`` squares (a permutation of all pixels)."""
+    h, w = shape
+    py, px = np.arange(h) // patch, np.arange(w) // patch
+    ids = (py[:, None] * (px[-1] + 1) + px[None, :]).ravel()
+    rank = rng.permutation(ids.max() + 1)
+    return np.argsort(rank[ids], kind="stable")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Faithfulness:
     """Deletion / insertion AUC of one map and of random pixel orders (mean over ``repeats``); lower deletion and
@@ -142,6 +151,7 @@ def deletion_insertion(
     repeats: int = 3,
     baseline: float = 0.0,
     blur_radius: int | None = None,
+    random_patch: int | None = None,
     seed: int = 0,
     batch: int | None = None,
 ) -> list[Faithfulness]:
@@ -149,7 +159,10 @@ def deletion_insertion(
 
     Deletion replaces pixels, most salient first, by ``baseline`` (the mean colour after normalization); insertion
     puts them, most salient first, onto a blurred copy of the image. Curves use ``steps`` evenly spaced pixel
-    counts; the random baseline averages ``repeats`` seeded random orders."""
+    counts; the random baseline averages ``repeats`` seeded random orders of ``random_patch``-pixel squares (default
+    H/28, 8 px at 224): a random order of single pixels sprinkles noise over the whole image, which destroys any
+    CNN's prediction faster than removing any one region does, so it would be an unfair adversary for a smooth map
+    (a CAM removes contiguous regions); at patch granularity both orders remove regions and differ only in *where*."""
     x = check_batch(x)
     maps = np.asarray(maps)
     if maps.shape != (x.shape[0], x.shape[2], x.shape[3]):
@@ -157,6 +170,7 @@ def deletion_insertion(
     rng = np.random.default_rng(seed)
     step = batch or batch_size_of(predict)
     radius = blur_radius if blur_radius is not None else max(1, x.shape[2] // 16)
+    patch = random_patch if random_patch is not None else max(1, round(x.shape[2] / 28))
     out = []
     for img, m, cls in zip(x, maps, classes, strict=True):
         empty = np.full_like(img, baseline)
@@ -166,7 +180,7 @@ def deletion_insertion(
         ins = _curve(predict, blurred, img, order, int(cls), steps, step)
         rd, ri = [], []
         for _ in range(repeats):
-            rnd = rng.permutation(m.size)
+            rnd = random_order(m.shape, patch, rng)
             rd.append(_auc(_curve(predict, img, empty, rnd, int(cls), steps, step)))
             ri.append(_auc(_curve(predict, blurred, img, rnd, int(cls), steps, step)))
         out.append(

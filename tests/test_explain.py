@@ -228,6 +228,9 @@ def test_top_iou_and_pointing():
     assert top_iou(m, m, 0.2) == 1.0
     assert top_iou(m, m[::-1], 0.2) == 0.0
     assert pointing_hit(m, (0, 0, 2, 10)) and not pointing_hit(m, (5, 5, 10, 10))
+    plateau = np.zeros((8, 8))
+    plateau[:4, :4] = 1  # a coarse map's flat maximum: the point is its centre, not its first corner
+    assert pointing_hit(plateau, (1, 1, 3, 3)) and not pointing_hit(plateau, (0, 0, 1, 1))
 
 
 def test_deletion_beats_random_only_for_a_faithful_map():
@@ -347,3 +350,22 @@ def test_sanity_check_cascading_randomization_changes_the_maps():
     assert randomized.maps.std() > 0
     rho = [spearman(a, b) for a, b in zip(trained.maps, randomized.maps, strict=True)]
     assert np.median(rho) < 0.3, rho
+
+
+def test_demo_stage_writes_gradcam_and_parity(tmp_path, fp32_bundle):
+    from PIL import Image
+
+    from edgecnn.explain import demo_stage
+
+    model, bundle = fp32_bundle
+    photos = []
+    for i in range(2):
+        p = tmp_path / f"p{i}.jpg"
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (48, 40, 3), dtype=np.uint8)).save(p)
+        photos.append(p)
+    lines: list[str] = []
+    res = demo_stage(tmp_path / "demo", model, {"onnx-fp32": bundle}, photos, masks=16, echo=lines.append)
+    assert [r["image"] for r in res["gradcam"]] == ["p0", "p1"]
+    assert (tmp_path / "demo" / "gradcam" / "p0.png").is_file()
+    assert (tmp_path / "demo" / "compare-onnx-fp32" / "p1.png").is_file()
+    assert res["onnx-fp32"]["top1_agreement"] == 1.0 and len(lines) == 2

@@ -52,13 +52,14 @@ def demo_stage(
     for bname, bundle in bundles.items():
         t = time.perf_counter()
         sess = load(bundle)
-        res = compare(model, sess, sess.preprocess(list(photos)), names=names, method="rise", n_masks=masks, seed=seed)
+        xb, bpre = sess.preprocess(list(photos)), sess.preprocessing  # both models see the bundle's input
+        res = compare(model, sess, xb, names=names, method="rise", n_masks=masks, seed=seed)
         d = out / f"compare-{bname}"
         for i, name in enumerate(names):
             panel = [
-                to_display(x[i], pre),
-                overlay(x[i], res.float_maps.maps[i], pre),
-                overlay(x[i], res.bundle_maps.maps[i], pre),
+                to_display(xb[i], bpre),
+                overlay(xb[i], res.float_maps.maps[i], bpre),
+                overlay(xb[i], res.bundle_maps.maps[i], bpre),
             ]
             save_png(side_by_side(panel), d / f"{name}.png")
         s = res.summary()

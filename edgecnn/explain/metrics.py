@@ -57,8 +57,13 @@ def top_iou(a: np.ndarray, b: np.ndarray, frac: float = 0.15) -> float:
 
 def pointing_hit(m: np.ndarray, box: tuple[int, int, int, int], tolerance: int = 0) -> bool:
     """Pointing game (Zhang et al. 2016): does the map's maximum fall in ``box`` = (y0, x0, y1, x1), end-exclusive,
-    grown by ``tolerance`` pixels?"""
-    y, x = np.unravel_index(int(np.argmax(m)), np.shape(m))
+    grown by ``tolerance`` pixels? When the maximum is a plateau (a coarse map upsampled with clamped edges), the
+    plateau pixel nearest its centroid is the point — ``argmax`` would always pick the plateau's first corner."""
+    m = np.asarray(m, dtype=np.float64)
+    top = m.max()
+    ys, xs = np.nonzero(m >= top - 1e-6 * max(abs(top), 1e-12))
+    k = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
+    y, x = ys[k], xs[k]
     y0, x0, y1, x1 = box
     return bool(y0 - tolerance <= y < y1 + tolerance and x0 - tolerance <= x < x1 + tolerance)
 

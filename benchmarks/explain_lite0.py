@@ -29,7 +29,11 @@ sys.path.insert(0, str(HERE))
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
-    """Median wall seconds of ``repeats`` calls (after one warm-up) and the last result."""
+    """Median wall seconds of ``repeats`` calls (after one warm-up; ``repeats=0``: one cold call) and the result."""
+    if repeats == 0:
+        t = time.perf_counter()
+        out = fn()
+        return time.perf_counter() - t, out
     out = fn()
     ts = []
     for _ in range(repeats):

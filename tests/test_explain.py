@@ -364,8 +364,11 @@ def test_demo_stage_writes_gradcam_and_parity(tmp_path, fp32_bundle):
         Image.fromarray(np.random.default_rng(i).integers(0, 255, (48, 40, 3), dtype=np.uint8)).save(p)
         photos.append(p)
     lines: list[str] = []
-    res = demo_stage(tmp_path / "demo", model, {"onnx-fp32": bundle}, photos, masks=16, echo=lines.append)
+    res = demo_stage(
+        tmp_path / "demo", model, {"onnx-fp32": bundle, "again": bundle}, photos, masks=16, echo=lines.append
+    )
     assert [r["image"] for r in res["gradcam"]] == ["p0", "p1"]
     assert (tmp_path / "demo" / "gradcam" / "p0.png").is_file()
     assert (tmp_path / "demo" / "compare-onnx-fp32" / "p1.png").is_file()
-    assert res["onnx-fp32"]["top1_agreement"] == 1.0 and len(lines) == 2
+    assert res["onnx-fp32"]["top1_agreement"] == 1.0 and len(lines) == 3
+    assert res["again"]["rows"] == res["onnx-fp32"]["rows"]  # same bundle, same seeded masks: same parity

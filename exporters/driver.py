@@ -289,6 +289,17 @@ def _build(plan: _Plan, opts: ExportOptions, workdir: Path, example: torch.Tenso
             f"{list(expected)} with entry {expected[0]!r}",
             hint="fix the target's build or its bundle_files",
         )
+    # The runtime refuses a bundle holding files its manifest does not list (an SDK could read them unverified):
+    # scratch a target or its quantizer left behind goes now.
+    keep = set(built.files) | {str(p) for n in built.files for p in Path(n).parents if str(p) != "."}
+    for path in sorted(workdir.rglob("*"), reverse=True):
+        rel = path.relative_to(workdir).as_posix()
+        if rel not in keep:
+            log.debug("removing scratch %s left by the %s build", rel, plan.target.name)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
     return built
 
 

@@ -279,3 +279,54 @@ def test_errors_and_registry_are_light() -> None:
 
 def test_geometry_is_light() -> None:
     assert _loaded_after("import edgecnn.layers.geometry") == []
+
+
+USAGE_ERRORS = [
+    ("nonsense",),
+    ("export",),
+    ("export", "mobilenet_v2"),
+    ("export", "mobilenet_v2", "-t", "onnx", "-r", "0"),
+    ("export", "mobilenet_v2", "-t", "onnx", "-r", "100000"),
+    ("export", "mobilenet_v2", "-t", "onnx", "--batch", "0"),
+    ("export", "mobilenet_v2", "-t", "onnx", "--bogus-flag"),
+    ("analyze", "mobilenet_v2", "-r", "1"),
+    ("analyze", "mobilenet_v2", "-r", "abc"),
+    ("profile", "mobilenet_v2", "-r", "0"),
+    ("profile", "mobilenet_v2", "--top", "-1"),
+    ("bench", "mobilenet_v2", "--threads", "0"),
+    ("bench", "mobilenet_v2", "--threads", "-3"),
+    ("run", "b"),
+    ("run", "b", "x.png", "--top-k", "0"),
+    ("run", "b", "x.png", "--threads", "0"),
+    ("selftest",),
+    ("quantize", "mobilenet_v2", "-r", "3"),
+    ("list", "nothing"),
+    ("train", "--no-such-option"),
+]
+
+
+@pytest.mark.parametrize("args", USAGE_ERRORS, ids=lambda a: " ".join(a))
+def test_usage_errors_are_one_line(args) -> None:
+    """click's own usage errors (issue 15, item 6) in the project's format: one ``error:`` line, exit 2."""
+    result = _invoke(*args)
+    line = _assert_clean_error(result)
+    assert result.exit_code == 2, result.output
+    assert "--help" in line
+
+
+def test_os_error_is_one_line(tmp_path) -> None:
+    """A file-system error inside a command (here: the preview's --out under a file) is one line naming the path."""
+    (tmp_path / "f").write_text("x")
+    result = _invoke(
+        "augment", "preview", "mnist_embedded", "-n", "1", "--rows", "1", "--out", str(tmp_path / "f" / "x.png")
+    )
+    line = _assert_clean_error(result)
+    assert str(tmp_path / "f") in line
+    assert (tmp_path / "f").read_text() == "x"
+
+
+def test_non_utf8_recipe_is_one_line(tmp_path) -> None:
+    bad = tmp_path / "r.toml"
+    bad.write_bytes(b'[data]\nsource = "\xff\xfe"\n')
+    line = _assert_clean_error(_invoke("train", str(bad), "--out", str(tmp_path / "run")))
+    assert "not UTF-8" in line

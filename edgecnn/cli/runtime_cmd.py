@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import click
 
-from edgecnn.cli.base import cli, echo_json, human, print_table
+from edgecnn.cli.base import THREADS, TOP_K, cli, echo_json, human, print_table
 
 _backend = click.option("--backend", help="onnxruntime, openvino or tensorrt (default: the bundle target's).")
 _device = click.option("--device", help="Backend device: cpu/cuda (onnxruntime), CPU/GPU/NPU (openvino).")
-_threads = click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads.")
+_threads = click.option("--threads", type=THREADS, help="Intra-op threads.")
 
 
 @cli.command("run")
 @click.argument("bundle", type=click.Path())
 @click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--top-k", "-k", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--top-k", "-k", type=TOP_K, default=5, show_default=True)
 @_backend
 @_device
 @_threads

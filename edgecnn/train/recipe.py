@@ -267,7 +267,13 @@ def read_recipe_toml(spec: str | Path) -> tuple[dict[str, Any], str]:
     else:
         if not path.is_file():
             raise ConfigError(f"recipe file {str(path)!r} does not exist")
-        text, label = path.read_text(encoding="utf-8"), f"recipe {path.name}"
+        label = f"recipe {path.name}"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{label} is not UTF-8 text (byte {e.start})", hint="save the recipe as UTF-8") from None
+        except OSError as e:
+            raise ConfigError(f"{label} cannot be read: {e.strerror}") from None
     try:
         return tomllib.loads(text), label
     except tomllib.TOMLDecodeError as e:

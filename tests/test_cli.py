@@ -330,3 +330,18 @@ def test_non_utf8_recipe_is_one_line(tmp_path) -> None:
     bad.write_bytes(b'[data]\nsource = "\xff\xfe"\n')
     line = _assert_clean_error(_invoke("train", str(bad), "--out", str(tmp_path / "run")))
     assert "not UTF-8" in line
+
+
+@pytest.mark.parametrize("key", ["options", "preprocessing", "classes"])
+def test_checkpoint_with_non_json_metadata_is_one_line(tmp_path, key) -> None:
+    """Safetensors metadata is free text: a value that is not JSON is a WeightsFormatError, not a JSONDecodeError."""
+    import edgecnn
+    from edgecnn.models.weights import save_weights
+
+    ckpt = save_weights(
+        edgecnn.create_model("mobilenet_v3_small", num_classes=4), tmp_path / "m.safetensors", extra={key: "{not json"}
+    )
+    out = tmp_path / "b"
+    line = _assert_clean_error(_invoke("export", str(ckpt), "-t", "onnx", "-r", "32", "--out", str(out)))
+    assert "is not JSON" in line and key in line
+    assert not out.exists()

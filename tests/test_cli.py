@@ -345,3 +345,15 @@ def test_checkpoint_with_non_json_metadata_is_one_line(tmp_path, key) -> None:
     line = _assert_clean_error(_invoke("export", str(ckpt), "-t", "onnx", "-r", "32", "--out", str(out)))
     assert "is not JSON" in line and key in line
     assert not out.exists()
+
+
+def test_train_limits_and_resume_refused_up_front(tmp_path) -> None:
+    """train.threads=0 was silently ignored while bench --threads 0 is refused; --resume with nothing to resume
+    silently started over (issue 15, item 5)."""
+    line = _assert_clean_error(
+        _invoke("train", "mnist_embedded", "--set", "train.threads=0", "--out", str(tmp_path / "a"))
+    )
+    assert "train.threads" in line
+    line = _assert_clean_error(_invoke("train", "mnist_embedded", "--resume", "--out", str(tmp_path / "b")))
+    assert "no checkpoint to resume" in line
+    assert not (tmp_path / "b").exists()

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from edgecnn import limits
 from edgecnn.data.augment import AugmentConfig
 from edgecnn.errors import ConfigError
 from edgecnn.registry import suggest
@@ -122,6 +123,8 @@ class TrainConfig:
             raise ConfigError(f"train.amp must be auto, off, bf16 or fp16, got {self.amp!r}")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.ema_decay < 1 or self.grad_clip < 0:
             raise ConfigError("train.label_smoothing and train.ema_decay must be in [0, 1), train.grad_clip >= 0")
+        if self.threads is not None:  # the same rule as `bench --threads` (edgecnn/limits.py)
+            limits.check_int(self.threads, limits.MIN_THREADS, limits.MAX_THREADS, "train.threads")
 
 
 @dataclass(frozen=True, kw_only=True)

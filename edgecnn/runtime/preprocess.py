@@ -57,7 +57,7 @@ class Preprocessing:
         if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or not 0 < self.scale < 1e6:
             raise ConfigError(f"preprocessing.scale must be a number in (0, 1e6), got {self.scale!r}")
         if self.resize_size is not None:
-            L.check_int(self.resize_size, 1, 2 * L.MAX_RESOLUTION, "preprocessing.resize_size")
+            L.check_int(self.resize_size, 1, L.MAX_RESOLUTION, "preprocessing.resize_size")
         chans = 1 if self.color == "L" else 3
         values = (*self.mean, *self.std)
         if not all(isinstance(v, (int, float)) and -1e6 < v < 1e6 for v in values):  # also refuses NaN

@@ -357,3 +357,10 @@ def test_train_limits_and_resume_refused_up_front(tmp_path) -> None:
     line = _assert_clean_error(_invoke("train", "mnist_embedded", "--resume", "--out", str(tmp_path / "b")))
     assert "no checkpoint to resume" in line
     assert not (tmp_path / "b").exists()
+
+
+def test_bare_group_prints_its_help_and_nul_argument_is_one_line() -> None:
+    result = _invoke("list")
+    assert result.stderr.startswith("Usage: edgecnn list") and "error" not in result.stderr
+    line = _assert_clean_error(_invoke("run", "nul\x00path", "x.png"))
+    assert "NUL byte" in line

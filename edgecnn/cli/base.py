@@ -44,8 +44,15 @@ class EdgeGroup(click.Group):
     ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
+        if any("\x00" in a for a in argv):  # os.stat in click.Path would raise a bare ValueError
+            click.echo("error: an argument contains a NUL byte (see 'edgecnn --help')", err=True)
+            sys.exit(2)
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:  # a bare group: its help, as click prints it
+            click.echo(e.format_message(), err=True)
+            sys.exit(e.exit_code)
         except click.UsageError as e:
             where = e.ctx.command_path if e.ctx is not None else (prog_name or "edgecnn")
             click.echo(f"error: {where}: {_one_line(e.format_message())} (see '{where} --help')", err=True)

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgecnn import limits, runtime
-from edgecnn.errors import BundleError, ConfigError, InputSpecError, ManifestError
+from edgecnn.errors import BackendError, BundleError, ConfigError, InputSpecError, ManifestError
 from tests.export_helpers import export_cached
 
 
@@ -308,3 +308,17 @@ def test_decompression_bomb_refused_before_decoding(onnx_bundle, tmp_path):
     sess = runtime.load(onnx_bundle)
     with pytest.raises(InputSpecError, match="more than"):
         sess.predict_image(path)
+
+
+def test_openvino_compile_error_keeps_its_reason(tmp_path):
+    """OpenVINO's first line only says where the error was raised; the reason (here: an unknown op) must survive."""
+    from tests.bundle_fuzz import rehash_all
+
+    b = tmp_path / "ov"
+    shutil.copytree(export_cached(tmp_path / "cache", "mobilenet_v3_small", "openvino"), b)
+    xml = (b / "model.xml").read_text()
+    (b / "model.xml").write_text(xml.replace('type="Convolution"', 'type="Convolutionz"', 1))
+    rehash_all(b)
+    with pytest.raises(BackendError, match="Convolutionz") as e:
+        runtime.load(b)
+    assert "\n" not in str(e.value)

@@ -212,3 +212,31 @@ def test_stale_temp_dirs_cleaned_and_backup_restored(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == [live.name, "b"]
     export_bundle(_model(), ExportOptions(target="onnx", resolution=32), out, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == [live.name, "b"]
+
+
+@pytest.mark.slow
+def test_sigkill_during_export_never_leaves_a_partial_bundle(tmp_path):
+    """Kill `edgecnn export --overwrite` at seeded random times (benchmarks/reliability.py does 30+): the destination
+    is always the old or the new bundle, verified, and the next export leaves no temp dir of it behind."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from edgecnn.models.weights import save_weights
+
+    ckpt = save_weights(edgecnn.create_model("mobilenet_v3_small", num_classes=4, width_mult=0.25), tmp_path / "m.st")
+    dest = tmp_path / "dest"
+    cmd = [sys.executable, "-m", "edgecnn", "export", str(ckpt), "-t", "onnx", "-r", "32", "--out", str(dest)]
+    cmd.append("--overwrite")
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    rng = random.Random(0)
+    for _ in range(4):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, 12.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert runtime.load(dest).selftest()["ok"]  # never partial, never absent with --overwrite of a bundle
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dest", "m.st"]

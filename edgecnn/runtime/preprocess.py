@@ -13,6 +13,7 @@ mean/std) plus the two crop conventions in use:
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,15 +122,22 @@ def load_image(image: Any) -> Any:
     """A PIL image from a path, a PIL image or an H×W[×C] uint8 array."""
     Image = _pil()
     if isinstance(image, Image.Image):
+        _check_pixels(image.size, "PIL")
         return image
     if isinstance(image, (str, Path)):
         path = Path(image)
         if not path.is_file():
             raise InputSpecError(f"image {str(path)!r} does not exist or is not a file")
         try:
-            img = Image.open(path)  # reads the header only: the size is checked before any pixel is decoded
-            _check_pixels(img.size, str(path))
-            img.load()
+            with warnings.catch_warnings():  # our own limit (below) replaces Pillow's DecompressionBombWarning
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img = Image.open(path)  # reads the header only: the size is checked before any pixel is decoded
+            try:
+                _check_pixels(img.size, str(path))
+                img.load()
+            except BaseException:
+                img.close()  # refused or undecodable: do not leak the open file
+                raise
         except InputSpecError:
             raise
         except Exception as e:  # PIL raises many types for bad files

@@ -116,6 +116,12 @@ def rehash_all(root: Path) -> None:
 
 
 def apply_tree_edit(root: Path, outside: Path, edit: tuple) -> None:
+    """Apply one edit; one the file system itself refuses (mkdir over a file, a file under a file) is skipped."""
+    with contextlib.suppress(OSError):
+        _apply(root, outside, edit)
+
+
+def _apply(root: Path, outside: Path, edit: tuple) -> None:
     op, target, name, offset, xor = edit
     t = root / target
     if op == "add_file":

@@ -364,3 +364,16 @@ def test_bare_group_prints_its_help_and_nul_argument_is_one_line() -> None:
     assert result.stderr.startswith("Usage: edgecnn list") and "error" not in result.stderr
     line = _assert_clean_error(_invoke("run", "nul\x00path", "x.png"))
     assert "NUL byte" in line
+
+
+def test_quantize_checks_out_and_report_dir_before_calibrating(tmp_path) -> None:
+    """The bundle used to be written and only then the report fail (issue 15, item 4): both are checked first."""
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("x")
+    base = ["quantize", "mobilenet_v3_small", "-t", "onnx", "-r", "32", "--calib-data", "embedded"]
+    line = _assert_clean_error(_invoke(*base, "--report-dir", str(tmp_path / "f" / "r"), "--out", str(tmp_path / "b")))
+    assert "is a file" in line
+    line = _assert_clean_error(_invoke(*base, "--out", str(tmp_path / "mine"), "--overwrite"))
+    assert "not an edgecnn bundle" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f", "mine"]

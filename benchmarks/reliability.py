@@ -39,6 +39,8 @@ from tests.bundle_fuzz import apply_tree_edit, manifest_edits, outcome, tree_edi
 # Manifest fields a flip may change without being refused, and why (nothing in them reaches the model's numbers).
 UNPROTECTED_HARMLESS = {
     "created": "export timestamp, informational",
+    "target": "free text by design (a new target needs no runtime edit): backend_options.runtime_backend decides "
+    "what runs it",
     "producer": "tool versions, informational",
     "model": "model provenance (name, options, params, MACs), informational",
     "parity": "the export's own parity report, informational",

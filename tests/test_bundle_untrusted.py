@@ -325,3 +325,16 @@ def test_openvino_compile_error_keeps_its_reason(tmp_path):
     with pytest.raises(BackendError, match="Convolutionz") as e:
         runtime.load(b)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [_set("inputs.0.layout", "NCHV"), _set("inputs.0.layout", "NHWC "), _set("backend_options.op<nvino", "f32")],
+    ids=["layout typo", "layout padded", "unknown backend option"],
+)
+def test_flipped_byte_in_layout_or_backend_option_key_refused(bundle, fn):
+    """Found by the byte-flip sweep (benchmarks/reliability.py): a flipped layout letter or backend_options key was
+    accepted (the key then silently ignored)."""
+    edit(bundle, fn)
+    with pytest.raises(ManifestError):
+        runtime.load(bundle)

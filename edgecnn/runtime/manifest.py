@@ -60,11 +60,14 @@ _MODEL = {
     "macs": (int, False),
     "resolution": (int, False),
 }
-# backend_options keys the runtime reads, with their types; other keys are carried for other tools.
+LAYOUTS = ("NCHW", "NHWC", "NC", "NCW", "NWC", "NCDHW", "NDHWC")
+# backend_options keys and their types: an unknown key (a typo, a flipped byte) is refused, not silently ignored.
+# A runtime backend's own ``requires_option`` (edgecnn/runtime/backends.py) is accepted as a dict as well.
 _BACKEND_OPTIONS = {
     "runtime_backend": (str, False),
     "onnxruntime_disabled_optimizers": (list, False),
     "openvino_inference_precision": (str, False),
+    "openvino_weight_compression": (str, False),
     "tensorrt": (dict, False),
     "tensorrt_engine": ((str, dict, type(None)), False),
 }
@@ -166,8 +169,11 @@ class TensorSpec:
     def from_dict(cls, d: dict[str, Any], where: str) -> TensorSpec:
         _check_fields(d, _TENSOR, where)
         _check_text(d["name"], f"{where}.name", L.MAX_NAME_CHARS)
-        if d.get("layout") is not None:
-            _check_text(d["layout"], f"{where}.layout", 16)
+        layout = d.get("layout")
+        if layout is not None and (layout not in LAYOUTS or len(layout) != len(d["shape"])):
+            raise ManifestError(
+                f"manifest {where}.layout {str(layout)[:20]!r} is not one of {LAYOUTS} matching the shape's rank"
+            )
         if d["dtype"] not in DTYPES:
             raise ManifestError(f"manifest {where}.dtype: unsupported {d['dtype']!r}", hint=f"one of {DTYPES}")
         shape = d["shape"]
@@ -263,9 +269,15 @@ def _check_tolerance(tol: dict[str, Any], precision: str) -> None:
 
 
 def _check_backend_options(opts: dict[str, Any]) -> None:
+    from edgecnn.runtime.backends import BACKENDS
+
     for key in opts:
         _check_text(key, "backend_options key", L.MAX_NAME_CHARS)
-    _check_fields({k: v for k, v in opts.items() if k in _BACKEND_OPTIONS}, _BACKEND_OPTIONS, "backend_options")
+    declared = {b.requires_option for b in map(BACKENDS.get, BACKENDS.names()) if b.requires_option}
+    spec = {**{k: (dict, False) for k in declared}, **_BACKEND_OPTIONS}
+    _check_fields(opts, spec, "backend_options")
+    if opts.get("openvino_weight_compression", "none") not in ("none", "fp16"):
+        raise ManifestError("manifest backend_options.openvino_weight_compression: must be none or fp16")
     if "runtime_backend" in opts:
         _check_text(opts["runtime_backend"], "backend_options.runtime_backend", L.MAX_NAME_CHARS)
     disabled = opts.get("onnxruntime_disabled_optimizers", [])

@@ -338,3 +338,17 @@ def test_flipped_byte_in_layout_or_backend_option_key_refused(bundle, fn):
     edit(bundle, fn)
     with pytest.raises(ManifestError):
         runtime.load(bundle)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [_set("model", {"name": "x"}), _set("preprocessing", {})],
+    ids=["model without source", "default preprocessing"],
+)
+def test_inspect_shows_any_valid_manifest(bundle, fn):
+    """`inspect` reads only what the schema guarantees (a KeyError on optional fields before)."""
+    from edgecnn.cli.main import cli
+
+    edit(bundle, fn)
+    res = CliRunner().invoke(cli, ["inspect", str(bundle)])
+    assert res.exit_code == 0, res.output

@@ -160,8 +160,18 @@ def _rewrite(path: Path, raw: bytes) -> None:
 
 
 def outcome(root: Path, *, image: np.ndarray | None = None) -> str:
-    """Load ``root`` and use the session (self-test, one image): the typed error's class name, or ``"valid"``.
-    Any other exception propagates — that is the bug the harness looks for."""
+    """``edgecnn inspect`` of ``root`` (one clean line or a table), then load it and use the session (self-test, one
+    image): the typed error's class name, or ``"valid"``. Any other exception propagates — that is the bug the
+    harness looks for."""
+    from click.testing import CliRunner
+
+    from edgecnn.cli.main import cli
+
+    res = CliRunner().invoke(cli, ["inspect", str(root)])
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    if res.exit_code not in (0, 1) or (res.exit_code == 1 and not res.stderr.startswith("error: ")):
+        raise AssertionError(f"inspect exited {res.exit_code}: {res.output[:300]}")
     try:
         sess = runtime.load(root)
         sess.selftest()

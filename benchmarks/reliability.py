@@ -531,10 +531,10 @@ def kills(work: Path, n_export: int, n_quantize: int, rng: random.Random) -> dic
                 state = "old bundle" if now == before else "new bundle"
             except EdgeCNNError as e:
                 state = f"PARTIAL: {e}"
-        leftovers = sorted(p.name for p in work.iterdir() if p.name.startswith((".dest.tmp-", ".dest.old-")))
+        leftovers = sorted(p.name for p in work.iterdir() if p.name.startswith("."))  # any hidden temp dir
         records.append({"kind": kind, "at_s": round(at, 2), "killed": killed, "dest": state, "leftovers": leftovers})
     subprocess.run(commands["export"], env=env, check=True, capture_output=True, timeout=900)
-    final_left = sorted(p.name for p in work.iterdir() if p.name.startswith((".dest.tmp-", ".dest.old-")))
+    final_left = sorted(p.name for p in work.iterdir() if p.name.startswith("."))
     return {
         "kills": sum(r["killed"] for r in records),
         "runs": len(records),

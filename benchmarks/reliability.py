@@ -728,6 +728,7 @@ def main() -> None:
     }
     if args.out.exists():  # sections not rerun keep their last figures
         res = {**json.loads(args.out.read_text()), **res}
+    cmd = ("nice -n 19 .venv/bin/python benchmarks/reliability.py " + " ".join(sys.argv[1:])).strip()
     with tempfile.TemporaryDirectory(prefix="edgecnn-reliability-") as tmp:
         work = Path(tmp)
         net = _tiny_model()
@@ -737,20 +738,18 @@ def main() -> None:
             ("flips", lambda: flips(bundles, _fresh(work, "flips"), args.flips, args.truncations, rng)),
             ("containment", lambda: containment(bundles["onnx"], _fresh(work, "cont"))),
             ("cli", lambda: cli_inputs(bundles["onnx"], _fresh(work, "cli"))),
-            ("kills", lambda: kills(_fresh(work, "kills"), args.kills_export, args.kills_quantize, rng)),
             (
                 "threads",
                 lambda: [threads_and_soak(b, args.threads, args.per_thread, args.soak) for b in bundles.values()],
             ),
+            ("kills", lambda: kills(_fresh(work, "kills"), args.kills_export, args.kills_quantize, rng)),
         ):
             if section in only:
                 t0 = time.perf_counter()
                 res[section] = fn()
                 print(f"{section}: {time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
                 args.out.write_text(json.dumps(res, indent=2, default=str) + "\n")
-    cmd = "nice -n 19 .venv/bin/python benchmarks/reliability.py " + " ".join(sys.argv[1:])
-    args.out.write_text(json.dumps(res, indent=2, default=str) + "\n")
-    args.out.with_suffix(".md").write_text(_md(res, cmd.strip()))
+                args.out.with_suffix(".md").write_text(_md(res, cmd))  # after each section: partial runs count
     print(args.out.with_suffix(".md").read_text())
 
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from edgecnn._version import __version__
-from edgecnn.errors import ConfigError, ExportError, ParityError
+from edgecnn.errors import BundleError, ConfigError, ExportError, ParityError
 from edgecnn.exporters.options import ExportOptions
 from edgecnn.exporters.target import TARGETS, BuildContext, Built, Target
 from edgecnn.onnx_graph.torch_export import INPUT, OUTPUT
@@ -83,13 +83,107 @@ def _place(workdir: Path, out: Path) -> None:
         shutil.rmtree(backup, ignore_errors=True)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def clean_stale(out: Path) -> list[Path]:
+    """Remove what a killed export of ``out`` left beside it (``.NAME.tmp-PID-*`` work dirs of dead processes) and
+    restore a ``.NAME.old-PID`` backup whose export died between the two renames of :func:`_place` (else the user's
+    previous bundle would be lost). Returns the paths removed or restored."""
+    done: list[Path] = []
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        return done
+    for p in sorted(parent.glob(f".{out.name}.tmp-*")) + sorted(parent.glob(f".{out.name}.old-*")):
+        kind, _, rest = p.name[len(out.name) + 2 :].partition("-")
+        pid_text = rest.split("-", 1)[0]
+        if pid_text.isdigit() and _pid_alive(int(pid_text)):
+            continue  # another export of the same destination is running now
+        if p.is_symlink() or not p.is_dir():
+            continue
+        if kind == "old" and not out.exists() and (p / MANIFEST).is_file():
+            os.replace(p, out)
+            log.warning("restored the previous bundle %s from an interrupted export", out)
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+            log.info("removed %s left by an interrupted export", p)
+        done.append(p)
+    return done
+
+
+def _is_bundle(path: Path) -> bool:
+    try:
+        Manifest.read(path)
+    except BundleError:
+        return False
+    return True
+
+
 def check_destination(out: Path, overwrite: bool) -> None:
+    """Refuse a destination the export must not replace: a file, ``.``/``..``/a root, or (with ``--overwrite``) a
+    directory that is neither empty nor a bundle — ``--overwrite`` replaces bundles, never a user's folder."""
+    if not out.name or out.name in (".", "..") or out.resolve() == Path.cwd().resolve():
+        raise ConfigError(
+            f"--out {str(out)!r} names the current or a parent directory, not a bundle directory",
+            hint="pass a new directory name, e.g. --out my-bundle",
+        )
+    for up in out.parents:
+        if up.exists() and not up.is_dir():
+            raise ConfigError(
+                f"--out {str(out)!r}: {str(up)!r} is a file, not a directory", hint="choose another --out"
+            )
+    if out.is_symlink():
+        raise ConfigError(f"--out {str(out)!r} is a symbolic link", hint="pass the real directory or a new name")
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} exists and is not a directory")
-    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"--out {str(out)!r} exists and is not a directory", hint="choose another --out")
+    if not out.exists():
+        return
+    try:
+        empty = not any(out.iterdir())
+    except OSError as e:
+        raise ConfigError(f"--out {str(out)!r} cannot be read: {e.strerror}", hint="choose another --out") from None
+    if empty:
+        return
+    if not overwrite:
         raise ConfigError(
             f"--out {str(out)!r} already exists and is not empty",
             hint="choose another --out or pass --overwrite (the old bundle is replaced only on success)",
+        )
+    if not _is_bundle(out):
+        raise ConfigError(
+            f"--out {str(out)!r} is not an edgecnn bundle (no valid {MANIFEST}); --overwrite only replaces bundles",
+            hint="choose another --out, or empty or remove that directory yourself",
+        )
+
+
+def check_writable_dir(path: Path, flag: str) -> None:
+    """``path`` is (or can be created as) a directory this process may write: checked before any work so a report or
+    bundle is never lost after minutes of computing it."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ConfigError(
+            f"{flag} {str(path)!r}: {str(probe)!r} is a file, not a directory", hint=f"choose another {flag}"
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {str(path)!r}: {str(probe)!r} is not writable", hint=f"choose a writable {flag}")
+
+
+def _check_writable(parent: Path, out: Path) -> None:
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"--out {str(out)!r}: cannot write to {str(parent)!r} (permission denied)",
+            hint="choose a writable --out",
         )
 
 
@@ -195,6 +289,17 @@ def _build(plan: _Plan, opts: ExportOptions, workdir: Path, example: torch.Tenso
             f"{list(expected)} with entry {expected[0]!r}",
             hint="fix the target's build or its bundle_files",
         )
+    # The runtime refuses a bundle holding files its manifest does not list (an SDK could read them unverified):
+    # scratch a target or its quantizer left behind goes now.
+    keep = set(built.files) | {str(p) for n in built.files for p in Path(n).parents if str(p) != "."}
+    for path in sorted(workdir.rglob("*"), reverse=True):
+        rel = path.relative_to(workdir).as_posix()
+        if rel not in keep:
+            log.debug("removing scratch %s left by the %s build", rel, plan.target.name)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
     return built
 
 
@@ -275,8 +380,22 @@ def export_bundle(
     t0 = time.perf_counter()
     plan = _plan(model, opts, out, weights, overwrite)
     example = plan.example
-    plan.out.parent.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=f".{plan.out.name}.tmp-", dir=plan.out.parent))
+    try:
+        plan.out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(
+            f"--out {str(plan.out)!r}: cannot create {str(plan.out.parent)!r}: {e.strerror}",
+            hint="choose a writable --out",
+        ) from None
+    _check_writable(plan.out.parent, plan.out)
+    clean_stale(plan.out)
+    try:
+        workdir = Path(tempfile.mkdtemp(prefix=f".{plan.out.name}.tmp-{os.getpid()}-", dir=plan.out.parent))
+    except OSError as e:
+        raise ConfigError(
+            f"--out {str(plan.out)!r}: cannot write to {str(plan.out.parent)!r}: {e.strerror}",
+            hint="choose a writable --out",
+        ) from None
     seconds: dict[str, float] = {"load": time.perf_counter() - t0}
     try:
         say(f"exporting {plan.name} → {opts.target} {opts.precision} at {plan.resolution}×{plan.resolution}")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from edgecnn.errors import ConfigError
-from edgecnn.exporters.driver import ExportResult, export_bundle
+from edgecnn.exporters.driver import ExportResult, check_destination, check_writable_dir, export_bundle
 from edgecnn.exporters.options import DynamicBatch, ExportOptions
 from edgecnn.exporters.target import TARGETS
 from edgecnn.models.resolve import as_module
@@ -102,6 +102,10 @@ def quantize(
         raise ConfigError(
             "QAT needs training data", hint="pass --train-data DIR|FILE.npz|embedded (labelled, for fine-tuning)"
         )
+    if out is not None:  # a bad destination is refused before minutes of calibration, not after
+        check_destination(Path(out), overwrite)
+    if report and report_dir is not None:
+        check_writable_dir(Path(report_dir), "--report-dir")
     say = progress or log.info
     net = as_module(model, weights)
     cfg = make_config(

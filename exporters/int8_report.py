@@ -90,7 +90,9 @@ def build_report(
         "parity": m["parity"],
         "size_bytes": {"int8": model_bytes(m)},
     }
-    tmp = Path(tempfile.mkdtemp(prefix=".fp32-ref-", dir=int8_bundle.parent))
+    # Named as the driver's work dirs (.NAME.tmp-PID-*): if this process is killed, the next export of the bundle
+    # removes it (exporters/driver.py, clean_stale).
+    tmp = Path(tempfile.mkdtemp(prefix=f".{int8_bundle.name}.tmp-{os.getpid()}-fp32ref-", dir=int8_bundle.parent))
     try:
         opts = ExportOptions(target=m["target"], precision=Precision.FP32, resolution=m["model"]["resolution"])
         fp32 = export_bundle(net, opts, tmp / "fp32", overwrite=True)

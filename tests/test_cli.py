@@ -279,3 +279,101 @@ def test_errors_and_registry_are_light() -> None:
 
 def test_geometry_is_light() -> None:
     assert _loaded_after("import edgecnn.layers.geometry") == []
+
+
+USAGE_ERRORS = [
+    ("nonsense",),
+    ("export",),
+    ("export", "mobilenet_v2"),
+    ("export", "mobilenet_v2", "-t", "onnx", "-r", "0"),
+    ("export", "mobilenet_v2", "-t", "onnx", "-r", "100000"),
+    ("export", "mobilenet_v2", "-t", "onnx", "--batch", "0"),
+    ("export", "mobilenet_v2", "-t", "onnx", "--bogus-flag"),
+    ("analyze", "mobilenet_v2", "-r", "1"),
+    ("analyze", "mobilenet_v2", "-r", "abc"),
+    ("profile", "mobilenet_v2", "-r", "0"),
+    ("profile", "mobilenet_v2", "--top", "-1"),
+    ("bench", "mobilenet_v2", "--threads", "0"),
+    ("bench", "mobilenet_v2", "--threads", "-3"),
+    ("run", "b"),
+    ("run", "b", "x.png", "--top-k", "0"),
+    ("run", "b", "x.png", "--threads", "0"),
+    ("selftest",),
+    ("quantize", "mobilenet_v2", "-r", "3"),
+    ("list", "nothing"),
+    ("train", "--no-such-option"),
+]
+
+
+@pytest.mark.parametrize("args", USAGE_ERRORS, ids=lambda a: " ".join(a))
+def test_usage_errors_are_one_line(args) -> None:
+    """click's own usage errors (issue 15, item 6) in the project's format: one ``error:`` line, exit 2."""
+    result = _invoke(*args)
+    line = _assert_clean_error(result)
+    assert result.exit_code == 2, result.output
+    assert "--help" in line
+
+
+def test_os_error_is_one_line(tmp_path) -> None:
+    """A file-system error inside a command (here: the preview's --out under a file) is one line naming the path."""
+    (tmp_path / "f").write_text("x")
+    result = _invoke(
+        "augment", "preview", "mnist_embedded", "-n", "1", "--rows", "1", "--out", str(tmp_path / "f" / "x.png")
+    )
+    line = _assert_clean_error(result)
+    assert str(tmp_path / "f") in line
+    assert (tmp_path / "f").read_text() == "x"
+
+
+def test_non_utf8_recipe_is_one_line(tmp_path) -> None:
+    bad = tmp_path / "r.toml"
+    bad.write_bytes(b'[data]\nsource = "\xff\xfe"\n')
+    line = _assert_clean_error(_invoke("train", str(bad), "--out", str(tmp_path / "run")))
+    assert "not UTF-8" in line
+
+
+@pytest.mark.parametrize("key", ["options", "preprocessing", "classes"])
+def test_checkpoint_with_non_json_metadata_is_one_line(tmp_path, key) -> None:
+    """Safetensors metadata is free text: a value that is not JSON is a WeightsFormatError, not a JSONDecodeError."""
+    import edgecnn
+    from edgecnn.models.weights import save_weights
+
+    ckpt = save_weights(
+        edgecnn.create_model("mobilenet_v3_small", num_classes=4), tmp_path / "m.safetensors", extra={key: "{not json"}
+    )
+    out = tmp_path / "b"
+    line = _assert_clean_error(_invoke("export", str(ckpt), "-t", "onnx", "-r", "32", "--out", str(out)))
+    assert "is not JSON" in line and key in line
+    assert not out.exists()
+
+
+def test_train_limits_and_resume_refused_up_front(tmp_path) -> None:
+    """train.threads=0 was silently ignored while bench --threads 0 is refused; --resume with nothing to resume
+    silently started over (issue 15, item 5)."""
+    line = _assert_clean_error(
+        _invoke("train", "mnist_embedded", "--set", "train.threads=0", "--out", str(tmp_path / "a"))
+    )
+    assert "train.threads" in line
+    line = _assert_clean_error(_invoke("train", "mnist_embedded", "--resume", "--out", str(tmp_path / "b")))
+    assert "no checkpoint to resume" in line
+    assert not (tmp_path / "b").exists()
+
+
+def test_bare_group_prints_its_help_and_nul_argument_is_one_line() -> None:
+    result = _invoke("list")
+    assert result.stderr.startswith("Usage: edgecnn list") and "error" not in result.stderr
+    line = _assert_clean_error(_invoke("run", "nul\x00path", "x.png"))
+    assert "NUL byte" in line
+
+
+def test_quantize_checks_out_and_report_dir_before_calibrating(tmp_path) -> None:
+    """The bundle used to be written and only then the report fail (issue 15, item 4): both are checked first."""
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("x")
+    base = ["quantize", "mobilenet_v3_small", "-t", "onnx", "-r", "32", "--calib-data", "embedded"]
+    line = _assert_clean_error(_invoke(*base, "--report-dir", str(tmp_path / "f" / "r"), "--out", str(tmp_path / "b")))
+    assert "is a file" in line
+    line = _assert_clean_error(_invoke(*base, "--out", str(tmp_path / "mine"), "--overwrite"))
+    assert "not an edgecnn bundle" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f", "mine"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 import torch
@@ -156,3 +157,89 @@ def test_cli_export_run_selftest_inspect(tmp_path):
     assert r.exit_code == 1 and "does not exist" in r.output
     r = runner.invoke(cli, ["list", "targets", "--json"])
     assert r.exit_code == 0 and '"tensorrt"' in r.output
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_bundle(tmp_path):
+    """--overwrite used to delete any directory (issue 15, item 1): a user's folder must survive, path named."""
+    out = tmp_path / "photos"
+    out.mkdir()
+    (out / "holiday.jpg").write_bytes(b"precious")
+    with pytest.raises(ConfigError, match="not an edgecnn bundle") as e:
+        export_bundle(_model(), ExportOptions(target="onnx", resolution=32), out, overwrite=True)
+    assert str(out) in str(e.value)
+    assert (out / "holiday.jpg").read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
+
+
+@pytest.mark.parametrize("dest", [".", "..", "/"])
+def test_out_dot_refused_up_front(tmp_path, monkeypatch, dest):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.txt").write_text("x")
+    with pytest.raises(ConfigError, match="not a bundle directory"):
+        export_bundle(_model(), ExportOptions(target="onnx", resolution=32), dest, overwrite=True)
+    assert (tmp_path / "mine.txt").read_text() == "x"
+
+
+def test_out_under_a_file_refused(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        export_bundle(_model(), ExportOptions(target="onnx", resolution=32), tmp_path / "f" / "b")
+
+
+def test_stale_temp_dirs_cleaned_and_backup_restored(tmp_path):
+    """A SIGKILLed export leaves .NAME.tmp-* (issue 15, item 6); the next export of NAME removes them. A kill between
+    the two renames leaves only .NAME.old-PID: that is the user's previous bundle and is put back."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    old = export_cached(tmp_path / "cache", "mobilenet_v3_small", "onnx")
+    out = tmp_path / "b"
+    backup = tmp_path / f".b.old-{pid}"
+    import shutil
+
+    shutil.copytree(old, backup)
+    for stale in (f".b.tmp-{pid}-abc", ".b.tmp-legacy123"):
+        (tmp_path / stale).mkdir()
+        (tmp_path / stale / "model.onnx").write_bytes(b"0" * 100)
+    live = tmp_path / f".b.tmp-{os.getpid()}-live"  # this process is alive: its work dir is left alone
+    live.mkdir()
+    from edgecnn.exporters.driver import clean_stale
+
+    clean_stale(out)
+    assert runtime.load(out).selftest()["ok"]  # restored
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == [live.name, "b"]
+    export_bundle(_model(), ExportOptions(target="onnx", resolution=32), out, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == [live.name, "b"]
+
+
+@pytest.mark.slow
+def test_sigkill_during_export_never_leaves_a_partial_bundle(tmp_path):
+    """Kill `edgecnn export --overwrite` at seeded random times (benchmarks/reliability.py does 30+): the destination
+    is always the old or the new bundle, verified, and the next export leaves no temp dir of it behind."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from edgecnn.models.weights import save_weights
+
+    ckpt = save_weights(edgecnn.create_model("mobilenet_v3_small", num_classes=4, width_mult=0.25), tmp_path / "m.st")
+    dest = tmp_path / "dest"
+    cmd = [sys.executable, "-m", "edgecnn", "export", str(ckpt), "-t", "onnx", "-r", "32", "--out", str(dest)]
+    cmd.append("--overwrite")
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    rng = random.Random(0)
+    for _ in range(4):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, 12.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if dest.exists():  # the old bundle or the new one, verified — never a partial one
+            assert runtime.load(dest).selftest()["ok"]
+        else:  # killed between _place's two renames: the old bundle waits beside it and the next export restores it
+            assert list(tmp_path.glob(".dest.old-*"))
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dest", "m.st"]

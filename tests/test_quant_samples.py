@@ -112,3 +112,24 @@ def test_config_rules():
         TARGETS.get("onnx").spec.validate(
             ExportOptions(target="onnx", precision=Precision.FP32, quant=QuantConfig(calibration=cal))
         )
+
+
+def test_evaluation_folder_classes_matched_to_model_labels_by_name():
+    """A folder whose class names are none of the model's labels is refused (it reported top-1 0.00 → 0.00 %); one
+    whose names are the model's in another order is relabelled by name."""
+    import dataclasses
+
+    import edgecnn
+    from edgecnn.quant.config import make_config
+    from edgecnn.quant.samples import SampleSet
+
+    net = edgecnn.create_model("mobilenet_v3_small", num_classes=3).eval()
+    net.classes = ("cat", "dog", "fox")
+    x = np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32)
+    calib = from_arrays(x)
+    foreign = SampleSet(data=x, source="folder:x", labels=np.array([0, 1, 0, 1]), classes=("car", "bus"))
+    with pytest.raises(ConfigError, match="none of its class folders"):
+        make_config(net, calib, eval_data=foreign, resolution=32)
+    swapped = dataclasses.replace(foreign, classes=("fox", "cat"))
+    cfg = make_config(net, calib, eval_data=swapped, resolution=32)
+    assert cfg.evaluation.labels.tolist() == [2, 0, 2, 0]

@@ -116,7 +116,7 @@ def test_symlink_leaving_bundle(copy, tmp_path):
     outside = tmp_path / "outside.onnx"
     shutil.move(b / "model.onnx", outside)
     os.symlink(outside, b / "model.onnx")
-    with pytest.raises(BundleIntegrityError, match="outside the bundle"):
+    with pytest.raises(BundleIntegrityError, match="symbolic link"):
         runtime.load(b)
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from edgecnn.cli.base import cli, echo_json, human, print_table
+from edgecnn.cli.base import RESOLUTION, cli, echo_json, human, print_table
 
 
 @cli.command("analyze")
 @click.argument("model")
-@click.option("--resolution", "-r", type=click.IntRange(min=1), help="Input size (default: the model's own).")
+@click.option("--resolution", "-r", type=RESOLUTION, help="Input size (default: the model's own).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--num-classes", type=click.IntRange(min=0), help="Classifier size (default 1000).")
 @click.option("--width-mult", type=click.FloatRange(min=0, min_open=True), help="Override the width multiplier.")

@@ -4,16 +4,66 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
 
+from edgecnn import limits
 from edgecnn._version import __version__
 from edgecnn.errors import EdgeCNNError
 
+# Shared option types: one range per quantity (edgecnn/limits.py), checked by click at parse time.
+RESOLUTION = click.IntRange(limits.MIN_RESOLUTION, limits.MAX_RESOLUTION)
+THREADS = click.IntRange(limits.MIN_THREADS, limits.MAX_THREADS)
+TOP_K = click.IntRange(1, limits.MAX_TOP_K)
+BATCH = click.IntRange(1, limits.MAX_BATCH)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _os_error_line(e: OSError) -> str:
+    where = f": {e.filename!s}" if e.filename else ""
+    return f"{e.strerror or type(e).__name__}{where} (check the path and its permissions)"
+
 
 class EdgeGroup(click.Group):
-    """A click group whose commands report EdgeCNNError as ``error: …`` (traceback only with --debug)."""
+    """A click group whose commands report EdgeCNNError as ``error: …`` (traceback only with --debug), and whose
+    usage errors (click's own: a missing argument, a bad option value) use the same one-line format, exit 2."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
+        if any("\x00" in a for a in argv):  # os.stat in click.Path would raise a bare ValueError
+            click.echo("error: an argument contains a NUL byte (see 'edgecnn --help')", err=True)
+            sys.exit(2)
+        try:
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:  # a bare group: its help, as click prints it
+            click.echo(e.format_message(), err=True)
+            sys.exit(e.exit_code)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else (prog_name or "edgecnn")
+            click.echo(f"error: {where}: {_one_line(e.format_message())} (see '{where} --help')", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            click.echo(f"error: {_one_line(e.format_message())}", err=True)
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -21,8 +71,18 @@ class EdgeGroup(click.Group):
         except EdgeCNNError as e:
             if (ctx.obj or {}).get("debug"):
                 raise
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {_one_line(str(e))}", err=True)
             ctx.exit(e.exit_code)
+        except OSError as e:  # the file system said no (read-only, full, permission, not a directory): one line
+            if (ctx.obj or {}).get("debug"):
+                raise
+            click.echo(f"error: {_os_error_line(e)}", err=True)
+            ctx.exit(1)
+        except MemoryError:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            click.echo("error: out of memory (use a smaller resolution, batch or sample count)", err=True)
+            ctx.exit(1)
 
 
 @click.group(cls=EdgeGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

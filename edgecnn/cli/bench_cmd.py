@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from edgecnn.cli.base import cli, echo_json, print_table
+from edgecnn.cli.base import RESOLUTION, THREADS, TOP_K, cli, echo_json, print_table
 
 
 class DefaultCommandGroup(click.Group):
@@ -48,15 +48,15 @@ def bench_group() -> None:
 @click.argument("subjects", nargs=-1, required=True, metavar="BUNDLE|MODEL[:eager,channels_last,compile]...")
 @click.option("--backend", help="Runtime backend for bundles (default: the bundle target's).")
 @click.option("--device", help="Device for bundles (cpu, cuda; CPU, GPU, NPU for OpenVINO).")
-@click.option("--threads", type=int, help="Intra-op threads (default: the library's own choice).")
+@click.option("--threads", type=THREADS, help="Intra-op threads (default: the library's own choice).")
 @click.option("--batch", "batch_text", default="1", show_default=True, help="Batch sizes, comma-separated.")
-@click.option("--resolution", "-r", type=int, help="Input size for zoo models (default: the model's).")
+@click.option("--resolution", "-r", type=RESOLUTION, help="Input size for zoo models (default: the model's).")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed calls before timing.")
 @click.option("--iters", type=int, default=100, show_default=True, help="Timed calls (at least).")
 @click.option("--min-time", type=float, default=0.0, show_default=True, help="Time for at least this many seconds.")
 @click.option("--baseline", help="Subject label (or prefix) to compute speed-up ratios against.")
 @click.option("--per-layer", "per_layer", is_flag=True, help="Profile bundles layer by layer (ORT / OpenVINO).")
-@click.option("--top", type=int, default=10, show_default=True, help="Slowest layers shown with --per-layer.")
+@click.option("--top", type=TOP_K, default=10, show_default=True, help="Slowest layers shown with --per-layer.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable results (with the environment).")
 @click.option("--csv", "as_csv", is_flag=True, help="One CSV row per subject and batch.")
 def bench_run_cmd(

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from edgecnn.cli.base import cli, echo_json, human, print_table
+from edgecnn.cli.base import BATCH, RESOLUTION, cli, echo_json, human, print_table
 from edgecnn.cli.list_cmd import list_group
 
 
@@ -14,8 +14,8 @@ from edgecnn.cli.list_cmd import list_group
 @click.argument("model")
 @click.option("--target", "-t", required=True, help="Export target (see `edgecnn list targets`).")
 @click.option("--precision", "-p", default="fp32", show_default=True, help="fp32, fp16, bf16 (openvino), int8.")
-@click.option("--resolution", "-r", type=int, help="Input size (default: the weights' preprocessing / model's own).")
-@click.option("--batch", type=int, default=1, show_default=True, help="Static batch size.")
+@click.option("--resolution", "-r", type=RESOLUTION, help="Input size (default: the weights' preprocessing).")
+@click.option("--batch", type=BATCH, default=1, show_default=True, help="Static batch size.")
 @click.option("--dynamic-batch", metavar="MIN:OPT:MAX", help="Dynamic batch with its range, e.g. 1:8:32.")
 @click.option("--opset", type=int, default=18, show_default=True, help="ONNX opset.")
 @click.option(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from edgecnn.cli.base import cli
+from edgecnn.cli.base import RESOLUTION, THREADS, TOP_K, cli
 from edgecnn.cli.bench_cmd import DefaultCommandGroup
 
 if TYPE_CHECKING:
@@ -30,9 +30,9 @@ def profile_group() -> None:
 @click.argument("model")
 @click.option("--profile", "-p", "profile_name", required=True, help="Profile name (`edgecnn list profiles`) or .toml.")
 @click.option("--precision", help="fp32, fp16, bf16, int8 (default: the profile's first).")
-@click.option("--resolution", "-r", type=int, help="Input size (default: the model's).")
+@click.option("--resolution", "-r", type=RESOLUTION, help="Input size (default: the model's).")
 @click.option("--batch", type=int, default=1, show_default=True)
-@click.option("--top", type=int, default=10, show_default=True, help="Slowest layers shown.")
+@click.option("--top", type=TOP_K, default=10, show_default=True, help="Slowest layers shown.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable, every layer included.")
 def profile_predict_cmd(
     model: str, profile_name: str, precision: str | None, resolution: int | None, batch: int, top: int, as_json: bool
@@ -77,7 +77,7 @@ _FIT_OPTIONS = (
     click.option(
         "--base", default="x86-avx512-server", show_default=True, help="Profile to take peaks and caches from."
     ),
-    click.option("--threads", type=int, help="Threads to fit for (default: usable cores)."),
+    click.option("--threads", type=THREADS, help="Threads to fit for (default: usable cores)."),
     click.option("--iters", type=int, default=30, show_default=True, help="Timed runs per micro-benchmark (at least)."),
     click.option(
         "--models",
@@ -85,7 +85,7 @@ _FIT_OPTIONS = (
         help="Zoo models timed whole to fit a graph factor, e.g. mobilenet_v3_small,mobilenet_v2 (needs torch; off by "
         "default: two whole models are noisier than 33 single ops — see benchmarks/results/bench_estimator.md).",
     ),
-    click.option("--resolution", "-r", type=int, default=160, show_default=True, help="Resolution of those models."),
+    click.option("--resolution", "-r", type=RESOLUTION, default=160, show_default=True, help="Their resolution."),
     click.option("--int8/--no-int8", default=True, show_default=True, help="Also fit int8 efficiencies (QDQ graphs)."),
     click.option(
         "--suite",

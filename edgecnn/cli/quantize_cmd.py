@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from edgecnn.cli.base import cli, echo_json, human
+from edgecnn.cli.base import RESOLUTION, cli, echo_json, human
 
 
 @cli.command("quantize")
@@ -26,7 +26,7 @@ from edgecnn.cli.base import cli, echo_json, human
     help="Layer (module path, as the report shows it) or graph node to keep in float (repeatable).",
 )
 @click.option("--weights", type=click.Path(dir_okay=False), help="Weights for a zoo MODEL.")
-@click.option("--resolution", "-r", type=int, help="Input size (default: the weights' preprocessing).")
+@click.option("--resolution", "-r", type=RESOLUTION, help="Input size (default: the weights' preprocessing).")
 @click.option("--out", type=click.Path(file_okay=False), help="Bundle directory (default MODEL-TARGET-int8).")
 @click.option("--report-dir", type=click.Path(file_okay=False), help="Report directory (default OUT-report).")
 @click.option("--no-latency", is_flag=True, help="Skip the fp32 vs int8 latency measurement in the report.")

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import click
 
-from edgecnn.cli.base import cli, echo_json, human, print_table
+from edgecnn.cli.base import THREADS, TOP_K, cli, echo_json, human, print_table
 
 _backend = click.option("--backend", help="onnxruntime, openvino or tensorrt (default: the bundle target's).")
 _device = click.option("--device", help="Backend device: cpu/cuda (onnxruntime), CPU/GPU/NPU (openvino).")
-_threads = click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads.")
+_threads = click.option("--threads", type=THREADS, help="Intra-op threads.")
 
 
 @cli.command("run")
 @click.argument("bundle", type=click.Path())
 @click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--top-k", "-k", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--top-k", "-k", type=TOP_K, default=5, show_default=True)
 @_backend
 @_device
 @_threads
@@ -84,12 +84,12 @@ def inspect_cmd(bundle: str, as_json: bool) -> None:
     inp, out = b.manifest.inputs[0], b.manifest.outputs[0]
     dims = lambda s: "×".join("N" if d == -1 else str(d) for d in s.shape)  # noqa: E731
     rows = [
-        ["model", f"{m['model']['name']} ({m['model']['source']['kind']})"],
+        ["model", f"{m['model']['name']} ({(m['model'].get('source') or {}).get('kind', 'unknown source')})"],
         ["target / precision", f"{m['target']} / {m['precision']}"],
         ["input", f"{inp.name} {inp.dtype} {dims(inp)}" + (f" batch {inp.dim_range(0)}" if inp.dynamic else "")],
         ["output", f"{out.name} {out.dtype} {dims(out)}"],
         ["labels", f"{len(m['labels'])} classes" if m["labels"] else "none"],
-        ["preprocessing", _pre(m["preprocessing"])],
+        ["preprocessing", _pre(b.manifest.preprocessing.to_dict() if m["preprocessing"] is not None else None)],
         ["files", ", ".join(f"{n} {human(f['size'], 'B')}" for n, f in m["files"].items())],
         ["producer", ", ".join(f"{k} {v}" for k, v in m["producer"].items())],
         ["parity at export", f"{m['parity']['max_rel_error']:.1e} on {m['parity']['backend']}" if m["parity"] else "-"],

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from torch import nn
 
-from edgecnn.errors import ConfigError
-from edgecnn.models.weights import WeightsInfo, load_weights, read_state_dict
+from edgecnn.errors import ConfigError, WeightsFormatError
+from edgecnn.models.weights import WeightsInfo, load_weights, meta_json, read_state_dict
 from edgecnn.models.zoo import MODELS, create_model
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
@@ -46,7 +45,9 @@ def resolve_model(
                 f"checkpoint {spec!r} does not name its model",
                 hint="pass the model name and the file as --weights FILE",
             )
-        opts = json.loads(meta.get("options", "{}"))
+        opts = meta_json(meta, "options", path, "{}")
+        if not isinstance(opts, dict):
+            raise WeightsFormatError(f"checkpoint {spec!r}: metadata 'options' is not an object")
         keys = ("num_classes", "in_chans", "width_mult", "depth_mult", "dropout", "drop_path_rate", "features_only")
         model = create_model(meta["model"], **{k: opts[k] for k in keys if k in opts})
         return model.eval(), load_weights(model, path)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from edgecnn._version import __version__
-from edgecnn.errors import WeightsFormatError, WeightsMismatchError
+from edgecnn.errors import ConfigError, WeightsFormatError, WeightsMismatchError
 from edgecnn.models.blocknet import FeatureNet
 from edgecnn.models.convert import effnet_pytorch_map, torchvision_map, translate
 from edgecnn.runtime.bundle import LFS_MAGIC, sha256_file
@@ -70,6 +70,19 @@ def _check_file(path: Path) -> None:
         )
 
 
+def meta_json(meta: dict[str, str], key: str, path: str | os.PathLike, default: str | None = None) -> Any:
+    """A JSON value from a checkpoint's safetensors metadata; a :class:`WeightsFormatError` naming the file and key
+    when it is not JSON (metadata is free text any tool can write)."""
+    raw = meta.get(key, default)
+    try:
+        return json.loads(raw) if isinstance(raw, str) else raw
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise WeightsFormatError(
+            f"weights file {str(path)!r}: metadata {key!r} is not JSON ({e})",
+            hint="the checkpoint was edited or written by another tool; re-save it with edgecnn",
+        ) from None
+
+
 def _is_safetensors(path: Path) -> bool:
     with open(path, "rb") as f:
         head = f.read(9)
@@ -97,9 +110,10 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # torch raises RuntimeError/UnpicklingError/EOFError/zipfile errors
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            first = " ".join(x.strip() for x in str(e).splitlines() if x.strip()) or type(e).__name__
+            first = first if len(first) <= 400 else first[:399] + "…"
             raise WeightsFormatError(
-                f"weights file {str(path)!r} is not a readable PyTorch or safetensors file ({first[:160]})",
+                f"weights file {str(path)!r} is not a readable PyTorch or safetensors file ({first})",
                 hint="the file may be truncated or hold pickled code; re-save it as a state dict or safetensors",
             ) from None
         for wrapper in ("state_dict", "model_state_dict", "model"):
@@ -189,9 +203,12 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> WeightsInfo:
         )
     target.load_state_dict({k: state[s].to(own[k].dtype) for k, s in mapping.items()}, strict=True)
 
-    pre, classes = _carried_preprocessing(model, fmt, meta), None
+    pre, classes = _carried_preprocessing(model, fmt, meta, path), None
     if meta.get("classes"):
-        classes = tuple(json.loads(meta["classes"]))
+        classes = meta_json(meta, "classes", path)
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise WeightsFormatError(f"weights file {str(path)!r}: metadata 'classes' is not a list of names")
+        classes = tuple(classes)
     if pre is not None:
         model.preprocessing = pre
     if classes is not None:
@@ -203,10 +220,15 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> WeightsInfo:
     return info
 
 
-def _carried_preprocessing(model: nn.Module, fmt: str, meta: dict[str, str]) -> Preprocessing | None:
+def _carried_preprocessing(model: nn.Module, fmt: str, meta: dict[str, str], path: Path) -> Preprocessing | None:
     name = getattr(model, "edgecnn_name", None)
     if fmt == "edgecnn":
-        return Preprocessing.from_dict(json.loads(meta["preprocessing"])) if meta.get("preprocessing") else None
+        if not meta.get("preprocessing"):
+            return None
+        try:
+            return Preprocessing.from_dict(meta_json(meta, "preprocessing", path))
+        except ConfigError as e:
+            raise WeightsFormatError(f"weights file {str(path)!r}: metadata 'preprocessing' is invalid: {e}") from None
     if fmt == "torchvision" and name in TORCHVISION_PRE:
         crop, resize, interp = TORCHVISION_PRE[name]
         return Preprocessing(input_size=crop, resize_size=resize, interpolation=interp)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from edgecnn.errors import ConfigError
 from edgecnn.quant.samples import DEFAULT_SAMPLES, SampleSet, load_samples
@@ -164,6 +167,8 @@ def make_config(
             if isinstance(eval_data, SampleSet)
             else load_samples(eval_data, pre, samples=EVAL_SAMPLES, seed=seed + 1, split="test")
         )
+    if ev is not None:
+        ev = _match_classes(ev, getattr(net, "classes", None))
     return QuantConfig(
         calibration=calib,
         method=meth,
@@ -173,3 +178,25 @@ def make_config(
         per_channel=per_channel,
         rounding=rnd,
     )
+
+
+def _match_classes(ev: SampleSet, model_classes: Any) -> SampleSet:
+    """Folder labels are indices into the folder's sorted class names; accuracy needs them as indices into the
+    model's labels. Relabel by name, and refuse a folder whose class names are none of the model's (it used to
+    report "top-1 0.00 → 0.00 %")."""
+    if ev.labels is None or not ev.classes or not model_classes:
+        return ev
+    model_classes = list(model_classes)
+    if list(ev.classes) == model_classes[: len(ev.classes)]:
+        return ev
+    index = {name: i for i, name in enumerate(model_classes)}
+    known = [name for name in ev.classes if name in index]
+    if not known:
+        raise ConfigError(
+            f"evaluation data {ev.source}: none of its class folders {list(ev.classes)[:5]} is one of the model's "
+            f"labels {model_classes[:5]}",
+            hint="name the class folders as the model's labels (see `edgecnn inspect` of a bundle or the checkpoint)",
+        )
+    keep = np.asarray([ev.classes[int(label)] in index for label in ev.labels])
+    labels = np.asarray([index.get(ev.classes[int(label)], -1) for label in ev.labels], np.int64)[keep]
+    return dataclasses.replace(ev, data=ev.data[keep], labels=labels, classes=tuple(model_classes))

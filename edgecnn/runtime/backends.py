@@ -104,9 +104,11 @@ class OrtBackend:
                 log_severity=2,
             )
         except Exception as e:  # ORT raises its own exception types
-            raise BackendError(f"onnxruntime cannot load {bundle.manifest.entry!r}: {str(e).splitlines()[0]}") from None
+            raise BackendError(f"onnxruntime cannot load {bundle.manifest.entry!r}: {_one_line(e)}") from None
         self.device = device
         self.raw = self._sess
+        self.input_names = [i.name for i in self._sess.get_inputs()]
+        self.output_names = [o.name for o in self._sess.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self._sess.run(None, feeds)
@@ -139,10 +141,12 @@ class OpenVINOBackend:
         try:
             self.raw = core.compile_model(str(bundle.model_path), device, config)
         except Exception as e:
-            raise BackendError(f"OpenVINO cannot compile {bundle.manifest.entry!r}: {str(e).splitlines()[0]}") from None
+            raise BackendError(f"OpenVINO cannot compile {bundle.manifest.entry!r}: {_one_line(e)}") from None
         self.device = device
         self._local = threading.local()
         self._outputs = list(self.raw.outputs)
+        self.input_names = [i.get_any_name() for i in self.raw.inputs]
+        self.output_names = [o.get_any_name() for o in self.raw.outputs]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         req = getattr(self._local, "req", None)
@@ -150,6 +154,13 @@ class OpenVINOBackend:
             req = self._local.req = self.raw.create_infer_request()
         res = req.infer(feeds)
         return [np.array(res[o], copy=True) for o in self._outputs]
+
+
+def _one_line(e: BaseException, limit: int = 600) -> str:
+    """An SDK's multi-line message on one line: its first line often only says where (OpenVINO's "Exception from
+    src/..."), the reason comes after."""
+    text = " ".join(part.strip() for part in str(e).splitlines() if part.strip())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _open_ort(bundle: Bundle, device: str | None, threads: int | None) -> BackendSession:

@@ -13,12 +13,14 @@ mean/std) plus the two crop conventions in use:
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgecnn import limits as L
 from edgecnn.errors import ConfigError, InputSpecError, MissingDependencyError
 
 _INTERP = ("nearest", "bilinear", "bicubic")
@@ -52,15 +54,21 @@ class Preprocessing:
             raise ConfigError(f"preprocessing.interpolation must be one of {_INTERP}, got {self.interpolation!r}")
         if self.layout not in ("NCHW", "NHWC"):
             raise ConfigError(f"preprocessing.layout must be NCHW or NHWC, got {self.layout!r}")
-        if not isinstance(self.input_size, int) or isinstance(self.input_size, bool) or self.input_size < 1:
-            raise ConfigError(f"preprocessing.input_size must be an integer >= 1, got {self.input_size!r}")
-        if not isinstance(self.scale, (int, float)) or not self.scale > 0:
-            raise ConfigError(f"preprocessing.scale must be a number > 0, got {self.scale!r}")
-        if self.resize_size is not None and (not isinstance(self.resize_size, int) or self.resize_size < 1):
-            raise ConfigError(f"preprocessing.resize_size must be an integer >= 1, got {self.resize_size!r}")
+        L.check_int(self.input_size, 1, L.MAX_RESOLUTION, "preprocessing.input_size")
+        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or not 0 < self.scale < 1e6:
+            raise ConfigError(f"preprocessing.scale must be a number in (0, 1e6), got {self.scale!r}")
+        if self.resize_size is not None:
+            L.check_int(self.resize_size, 1, L.MAX_RESOLUTION, "preprocessing.resize_size")
         chans = 1 if self.color == "L" else 3
+        values = (*self.mean, *self.std)
+        if not all(isinstance(v, (int, float)) and -1e6 < v < 1e6 for v in values):  # also refuses NaN
+            raise ConfigError(f"preprocessing.mean/std must be finite numbers, got {self.mean}/{self.std}")
         if len(self.mean) != chans or len(self.std) != chans or min(self.std) <= 0:
             raise ConfigError(f"preprocessing.mean/std need {chans} values (std > 0), got {self.mean}/{self.std}")
+        if self.crop_fraction is not None and (
+            isinstance(self.crop_fraction, bool) or not isinstance(self.crop_fraction, (int, float))
+        ):
+            raise ConfigError(f"preprocessing.crop_fraction must be a number, got {self.crop_fraction!r}")
         if self.crop_mode == "resize_crop" and (self.resize_size or 0) < self.input_size:
             raise ConfigError("preprocessing.resize_size must be >= input_size for resize_crop")
         if self.crop_mode == "crop_resize" and not (0 < (self.crop_fraction or 0) <= 1):
@@ -82,6 +90,8 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
+        if not isinstance(data, dict):
+            raise ConfigError(f"preprocessing: expected an object, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -112,16 +122,26 @@ def load_image(image: Any) -> Any:
     """A PIL image from a path, a PIL image or an H×W[×C] uint8 array."""
     Image = _pil()
     if isinstance(image, Image.Image):
+        _check_pixels(image.size, "PIL")
         return image
     if isinstance(image, (str, Path)):
         path = Path(image)
         if not path.is_file():
             raise InputSpecError(f"image {str(path)!r} does not exist or is not a file")
         try:
-            img = Image.open(path)
-            img.load()
+            with warnings.catch_warnings():  # our own limit (below) replaces Pillow's DecompressionBombWarning
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img = Image.open(path)  # reads the header only: the size is checked before any pixel is decoded
+            try:
+                _check_pixels(img.size, str(path))
+                img.load()
+            except BaseException:
+                img.close()  # refused or undecodable: do not leak the open file
+                raise
+        except InputSpecError:
+            raise
         except Exception as e:  # PIL raises many types for bad files
-            raise InputSpecError(f"image {str(path)!r} cannot be decoded: {e}") from None
+            raise InputSpecError(f"image {str(path)!r} cannot be decoded: {str(e).splitlines()[0][:200]}") from None
         return img
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
@@ -129,8 +149,20 @@ def load_image(image: Any) -> Any:
                 f"image array must be uint8 H×W, H×W×1, H×W×3 or H×W×4, got {image.dtype} {image.shape}",
                 hint="pass raw pixels; use Session.predict for preprocessed float tensors",
             )
+        _check_pixels((image.shape[1], image.shape[0]), "array")
         return Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image)
     raise InputSpecError(f"unsupported image type {type(image).__name__}", hint="pass a path, PIL image or uint8 array")
+
+
+def _check_pixels(size: tuple[int, int], what: str) -> None:
+    """Refuse empty images and decompression bombs (more than ``limits.MAX_IMAGE_PIXELS``) before decoding."""
+    w, h = size
+    if w < 1 or h < 1:
+        raise InputSpecError(f"image {what} is empty ({w}×{h} pixels)")
+    if w * h > L.MAX_IMAGE_PIXELS:
+        raise InputSpecError(
+            f"image {what} is {w}×{h} pixels, more than {L.MAX_IMAGE_PIXELS}", hint="downscale it before prediction"
+        )
 
 
 def preprocess_image(image: Any, pre: Preprocessing) -> np.ndarray:
@@ -166,4 +198,6 @@ def preprocess_image(image: Any, pre: Preprocessing) -> np.ndarray:
 
 def preprocess_batch(images: list[Any], pre: Preprocessing) -> np.ndarray:
     """Several images → one float32 batch."""
+    if not images:
+        raise InputSpecError("no images given", hint="pass at least one path, PIL image or uint8 array")
     return np.stack([preprocess_image(i, pre) for i in images])

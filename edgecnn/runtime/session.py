@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.errors import InputSpecError, MissingDependencyError
+from edgecnn import limits as L
+from edgecnn.errors import BundleIntegrityError, ConfigError, InputSpecError, MissingDependencyError
 from edgecnn.runtime.backends import BackendSession, default_backend, make_backend
 from edgecnn.runtime.bundle import Bundle, open_bundle
 from edgecnn.runtime.manifest import Manifest, TensorSpec
@@ -89,6 +90,7 @@ class Session:
     def predict_image(self, images: Any, *, top_k: int = 5) -> list[list[Prediction]]:
         """Path / PIL image / uint8 array (or a list of them) → top-k labelled predictions per image, using the
         manifest's preprocessing (exactly training's evaluation transform)."""
+        _check_top_k(top_k)
         items = images if isinstance(images, (list, tuple)) else [images]
         x = self.preprocess(list(items))
         lo, hi = self.input.dim_range(0)
@@ -99,6 +101,7 @@ class Session:
         return [self.top_k(row, top_k) for row in logits]
 
     def top_k(self, logits: np.ndarray, k: int = 5) -> list[Prediction]:
+        _check_top_k(k)
         probs = softmax(logits.astype(np.float64))
         idx = np.argsort(-probs)[:k]
         names = self.labels or []
@@ -131,10 +134,12 @@ def load(
     bundle: str | os.PathLike, backend: str | None = None, device: str | None = None, threads: int | None = None
 ) -> Session:
     """Verify a bundle (schema, containment, sizes, hashes) and open it with ``backend`` (default: the target's)."""
+    if threads is not None:
+        L.check_int(threads, L.MIN_THREADS, L.MAX_THREADS, "threads")
     b = open_bundle(bundle)
     name = backend or default_backend(b)
     try:
-        return Session(b, make_backend(name, b, device, threads))
+        session = Session(b, make_backend(name, b, device, threads))
     except MissingDependencyError as e:
         if backend is None and name == "tensorrt":
             raise MissingDependencyError(
@@ -143,3 +148,25 @@ def load(
                 "onnxruntime to run the TensorRT-ready ONNX here",
             ) from None
         raise
+    _check_io_names(session)
+    return session
+
+
+def _check_top_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= L.MAX_TOP_K:
+        raise ConfigError(f"top_k must be an integer in 1..{L.MAX_TOP_K}, got {k!r}")
+
+
+def _check_io_names(session: Session) -> None:
+    """The model's own input/output names must be the manifest's (a renamed input would otherwise surface as a raw
+    SDK error at the first ``run``)."""
+    for kind in ("inputs", "outputs"):
+        names = getattr(session.backend, f"{kind[:-1]}_names", None)
+        if names is None:
+            continue
+        want = [t.name for t in getattr(session.manifest, kind)]
+        if sorted(names) != sorted(want):
+            raise BundleIntegrityError(
+                f"the model's {kind} {sorted(names)[:8]} are not the manifest's {want[:8]}",
+                hint="the manifest and the model file disagree; re-export the bundle",
+            )

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from edgecnn import limits
 from edgecnn.data.augment import AugmentConfig
 from edgecnn.errors import ConfigError
 from edgecnn.registry import did_you_mean
@@ -120,6 +121,8 @@ class TrainConfig:
             raise ConfigError(f"train.amp must be auto, off, bf16 or fp16, got {self.amp!r}")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.ema_decay < 1 or self.grad_clip < 0:
             raise ConfigError("train.label_smoothing and train.ema_decay must be in [0, 1), train.grad_clip >= 0")
+        if self.threads is not None:  # the same rule as `bench --threads` (edgecnn/limits.py)
+            limits.check_int(self.threads, limits.MIN_THREADS, limits.MAX_THREADS, "train.threads")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -262,7 +265,13 @@ def read_recipe_toml(spec: str | Path) -> tuple[dict[str, Any], str]:
     else:
         if not path.is_file():
             raise ConfigError(f"recipe file {str(path)!r} does not exist")
-        text, label = path.read_text(encoding="utf-8"), f"recipe {path.name}"
+        label = f"recipe {path.name}"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{label} is not UTF-8 text (byte {e.start})", hint="save the recipe as UTF-8") from None
+        except OSError as e:
+            raise ConfigError(f"{label} cannot be read: {e.strerror}") from None
     try:
         return tomllib.loads(text), label
     except tomllib.TOMLDecodeError as e:

@@ -122,6 +122,11 @@ def fit(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"run directory {str(out)!r} is a file", hint="pass a directory for --out")
+    if resume and not (out / "last.json").is_file():
+        raise ConfigError(
+            f"--resume: {str(out)!r} holds no checkpoint to resume (no last.json)",
+            hint="drop --resume to start a new run, or pass the run directory of an interrupted run",
+        )
     device = resolve_device(cfg.device)
     owns_group = not (dist.is_available() and dist.is_initialized())
     env = init_distributed(device)

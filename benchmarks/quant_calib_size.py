@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,8 +54,9 @@ def dozen() -> list[np.ndarray]:
     return out + list(load_sample_images().images)
 
 
-def run_target(target: str, f: Path, sets: dict, ev: np.ndarray, ref: np.ndarray, work: Path) -> dict:
-    """Quantize with every calibration set (openvino: before and after), measure on the held-out views."""
+def run_target(target: str, f: Path, sets: dict, ev: np.ndarray, ref: np.ndarray, work: Path, save: Any) -> dict:
+    """Quantize with every calibration set (openvino: before and after), measure on the held-out views; ``save``
+    after each row (a long sweep on a shared machine keeps what it measured)."""
     from edgecnn.quant import rounding
     from edgecnn.quant.config import QuantConfig
     from edgecnn.quant.openvino_flow import ov_logits, quantize_openvino
@@ -87,6 +89,7 @@ def run_target(target: str, f: Path, sets: dict, ev: np.ndarray, ref: np.ndarray
                 a = agreement(ref, got)
                 row = {"all": a["all"], "confident": a["confident"], "seconds": time.perf_counter() - t}
                 out.setdefault(variant, {})[name] = row
+                save(target, out)
                 print(
                     target,
                     variant,
@@ -170,7 +173,7 @@ def main() -> None:
     pre = model.preprocessing
     imgs = photos()
     sets = {PHOTOS: from_arrays(preprocess_batch(dozen(), pre), source="skimage+sklearn photos")} if args.photos else {}
-    for n in sorted(args.sizes):
+    for n in args.sizes:
         sets[f"{n} views"] = from_arrays(preprocess_batch(views(imgs, n, seed=1), pre), source=f"views:{n}")
     ev = preprocess_batch(views(imgs, args.eval, seed=2), pre)
     with torch.no_grad():
@@ -182,7 +185,7 @@ def main() -> None:
         "photos": sorted(imgs),
         "evaluation_views": len(ev),
         "confident_views": int((softmax(ref).max(-1) >= 0.5).sum()),
-        "calibration_sets": {k: v.record() for k, v in sets.items()},
+        "calibration_sets": {k: {kk: vv for kk, vv in v.record().items() if kk != "warnings"} for k, v in sets.items()},
         "settings": "edgecnn defaults (GPTQ rounding + its bias correction, MSE/HISTOGRAM ranges); openvino "
         "'before' = per-channel activation ranges where NNCF allows them",
         "environment": fingerprint(2),
@@ -192,12 +195,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="edgecnn-qsize-") as tmp:
         f = export_onnx(model, torch.from_numpy(ev[:1]), Path(tmp) / "f.onnx", opset=18, dynamic_batch=None)
         for target in args.targets:
-            res["targets"][target] = run_target(target, f, sets, ev, ref, Path(tmp))
-    for s in res["calibration_sets"].values():
-        s.pop("warnings", None)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=2, default=float) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(res))
+            run_target(target, f, sets, ev, ref, Path(tmp), lambda tg, rows: _save(res, tg, rows, args.out))
+
+
+def _save(res: dict, target: str, rows: dict, out: Path) -> None:
+    """Write what is measured so far (JSON + Markdown)."""
+    res["targets"][target] = rows
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2, default=float) + "\n")
+    out.with_suffix(".md").write_text(markdown(res))
 
 
 if __name__ == "__main__":

@@ -128,6 +128,12 @@ def markdown(res: dict) -> str:
                     f"{100 * r['all']['top1_agreement']:.1f} % | {100 * r['confident']['top1_agreement']:.1f} % | "
                     f"{r['all']['sqnr_db']:.1f} |"
                 )
+    variants = {"onnx": ("default",), "openvino": ("default", "before")}
+    expected = [(tg, v) for tg, vs in variants.items() for v in vs]
+    for tg, variant in expected:
+        missing = [k for k in res["calibration_sets"] if k not in res["targets"].get(tg, {}).get(variant, {})]
+        if missing:
+            md.append(f"\nNot measured ({tg}, {label[variant]}): {', '.join(missing)} — the run was stopped first.")
     md += ["", f"Environment: {res['environment'].get('cpu', '?')}; run under `nice -n 19` on a shared machine."]
     return "\n".join(md) + "\n"
 
@@ -142,7 +148,7 @@ def main() -> None:
     ap.add_argument("--merge", type=Path, nargs="*", help="join partial result files into --out and exit")
     args = ap.parse_args()
     if args.merge:
-        parts = [json.loads(p.read_text()) for p in args.merge]
+        parts = [json.loads(p.read_text()) for p in args.merge if p.is_file()]
         res = {**parts[0], "targets": {}}
         for p in parts:  # target → variant → calibration set, in the order of the sets
             res["calibration_sets"] |= p["calibration_sets"]

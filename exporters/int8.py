@@ -21,6 +21,7 @@ from edgecnn.exporters.options import DynamicBatch, ExportOptions
 from edgecnn.exporters.target import TARGETS
 from edgecnn.models.resolve import as_module
 from edgecnn.precision import Precision
+from edgecnn.quant.calib_check import check_calibration
 from edgecnn.quant.config import evaluation_transform, make_config
 from edgecnn.quant.lint import Finding, lint_model
 from edgecnn.quant.samples import DEFAULT_SAMPLES, SampleSet, load_samples
@@ -122,12 +123,13 @@ def quantize(
     )
     ptq = tgt.quantizer_for(qat=False)
     tgt.quantizer_for(qat=qat is not None).check(cfg)
+    check = check_calibration(net, cfg.calibration, cfg.evaluation)  # counts, distinct images, range coverage
     findings = lint_model(
         net,
         per_channel=cfg.per_channel,
-        calibration_samples=len(cfg.calibration),
         bias_correction=ptq.corrects_bias(cfg),
         qat=qat is not None,
+        calibration=check,
     )
     if lint_only:
         return QuantizeResult(findings=findings)
@@ -149,7 +151,13 @@ def quantize(
     from edgecnn.exporters.int8_report import build_report, write_report
 
     say("measuring fp32 vs int8 for the report")
-    rep = build_report(result.bundle, net, findings=[f.to_dict() for f in findings], measure_latency=measure_latency)
+    rep = build_report(
+        result.bundle,
+        net,
+        findings=[f.to_dict() for f in findings],
+        measure_latency=measure_latency,
+        calibration_check=check.to_dict(),
+    )
     rdir = Path(report_dir) if report_dir else result.bundle.with_name(result.bundle.name + "-report")
     files = write_report(rep, rdir)
     return QuantizeResult(findings=findings, export=result, report=rep, report_files=files)

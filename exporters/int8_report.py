@@ -60,8 +60,10 @@ def build_report(
     findings: list[dict[str, Any]],
     threads: int | None = None,
     measure_latency: bool = True,
+    calibration_check: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything the report shows, from the INT8 bundle plus a throw-away fp32 bundle of the same target."""
+    """Everything the report shows, from the INT8 bundle plus a throw-away fp32 bundle of the same target
+    (``calibration_check``: :class:`edgecnn.quant.calib_check.CalibrationCheck` as a dict)."""
     from edgecnn.exporters.driver import export_bundle
     from edgecnn.exporters.options import ExportOptions
     from edgecnn.precision import Precision
@@ -81,6 +83,7 @@ def build_report(
         "settings": {k: rec.get(k) for k in ("backend", "format", "activations", "weights", "method", "preset")},
         "calibration": rec.get("calibration"),
         "evaluation": rec.get("evaluation"),
+        "calibration_check": calibration_check,
         "qat": rec.get("qat"),
         "fp32_vs_int8": rec.get("fp32_vs_int8"),
         "layer_errors_worst10": rec.get("layer_errors", [])[:10],
@@ -139,6 +142,25 @@ def _qat_lines(q: dict[str, Any] | None) -> list[str]:
     return [line]
 
 
+def _calibration_lines(chk: dict[str, Any] | None) -> list[str]:
+    """The calibration-set diagnostics: counts, coverage of the evaluation ranges, and the recommendation."""
+    if not chk:
+        return []
+    lines = [f"Calibration set: {chk['samples']} samples, {chk['distinct_images']} distinct images."]
+    cov = chk.get("coverage")
+    if cov and cov.get("tensors"):
+        lines.append(
+            f"Coverage of the evaluation data's activation ranges ({cov['evaluation_samples']} samples, "
+            f"{cov['tensors']} tensors): median {100 * cov['median_range_covered']:.0f} %, worst "
+            f"{100 * cov['worst_range_covered']:.0f} % (`{cov['worst_tensor']}`); "
+            f"{100 * cov['evaluation_values_outside']:.2f} % of evaluation values outside the calibration ranges."
+        )
+    else:
+        lines.append("Coverage of the evaluation ranges: not measured (pass --eval-data).")
+    lines.append(f"Recommendation: {chk['recommendation']}.")
+    return lines
+
+
 def to_markdown(r: dict[str, Any]) -> str:
     c = r.get("fp32_vs_int8") or {}
     cal = r.get("calibration") or {}
@@ -148,6 +170,7 @@ def to_markdown(r: dict[str, Any]) -> str:
         f"Settings: {r['settings']['backend']}, {r['settings']['format']}, activations {r['settings']['activations']},"
         f" weights {r['settings']['weights']}, calibration method {r['settings']['method']}.",
         f"Calibration: {cal.get('samples')} samples from `{cal.get('source')}` (sha256 {cal.get('sha256', '')[:12]}…).",
+        *_calibration_lines(r.get("calibration_check")),
         *_qat_lines(r.get("qat")),
         "",
         f"## fp32 vs int8 (on the {c.get('on', '?')} set, {c.get('samples')} samples)",

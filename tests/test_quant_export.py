@@ -127,6 +127,30 @@ def test_openvino_int8_has_fake_quantize_and_is_smaller(tmp_path_factory, tmp_pa
     assert (bundle / "model.bin").stat().st_size < 0.5 * (fp32 / "model.bin").stat().st_size
 
 
+def _activation_range_sizes(bundle: Path) -> list[int]:
+    """How many ranges each activation FakeQuantize (one fed by a computed tensor, not a constant) carries."""
+    import openvino as ov
+
+    model = ov.Core().read_model(str(bundle / "model.xml"))
+    return [
+        int(np.prod(op.input_value(2).get_node().get_output_shape(0)))
+        for op in model.get_ordered_ops()
+        if op.get_type_name() == "FakeQuantize" and op.input_value(0).get_node().get_type_name() != "Constant"
+    ]
+
+
+def test_openvino_int8_activation_ranges_are_per_tensor_unless_asked(tmp_path_factory, tmp_path):
+    """Issue 20: NNCF's per-channel ranges on depthwise inputs are each one channel's extreme over the calibration
+    images; a dozen images underestimate them, so the default is one range per tensor."""
+    sizes = _activation_range_sizes(_int8(tmp_path_factory, "openvino"))
+    assert sizes and set(sizes) == {1}
+    cfg = QuantConfig(calibration=from_arrays(_calib(12), source="test-arrays"), per_channel_activations=True)
+    opts = ExportOptions(target="openvino", precision=Precision.INT8, resolution=RES, quant=cfg)
+    res = export_bundle(_model(), opts, tmp_path / "pc")
+    assert max(_activation_range_sizes(res.bundle)) > 1
+    assert res.manifest["quantization"]["activation_granularity"].startswith("NNCF's choice")
+
+
 def test_int8_needs_calibration_and_matching_shapes(tmp_path):
     with pytest.raises(ConfigError, match="needs calibration data"):
         export_bundle(_model(), ExportOptions(target="onnx", precision=Precision.INT8, resolution=RES))

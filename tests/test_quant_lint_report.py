@@ -123,4 +123,8 @@ def test_quantize_api_writes_bundle_and_report(tmp_path):
     assert lat["fp32"]["iters"] == lat["int8"]["iters"] == 90 and lat["environment"]["cpu"]
     md = res.report_files["md"].read_text()
     assert "top-1 agreement" in md and "Worst layers" in md and "Kept in float" in md
+    chk = rep["calibration_check"]  # issue 20: calibration-set diagnostics against the evaluation data
+    assert chk["samples"] == 24 and chk["distinct_images"] == 24 and chk["coverage"]["evaluation_samples"] == 16
+    assert 0 < chk["coverage"]["median_range_covered"] <= 1 and "276 more" in chk["recommendation"]
+    assert "Calibration set: 24 samples, 24 distinct images." in md and "Recommendation: add 276" in md
     assert res.report_files["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

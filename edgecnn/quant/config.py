@@ -61,6 +61,10 @@ class QuantConfig:
     device that does), because it costs Lite0 6 dB of output SQNR.
     ``per_channel=False`` reproduces the naive per-tensor failure (benchmarks/quant_fragile.py) and is the constraint of
     accelerators whose int8 kernels take one weight scale per tensor — QAT is the way to meet it.
+    ``per_channel_activations`` (openvino) lets NNCF give depthwise-conv inputs one activation range per channel;
+    off by default: each channel's range is then the extreme of that channel over the calibration images, which a
+    few dozen images underestimate (issue 20: 12 photos took Lite0's output SQNR from 27 to 18 dB; per-tensor
+    ranges pool every channel, as the onnx path does — benchmarks/results/quant_calib_size.md).
     ``qat`` is a fine-tuned QAT model (:mod:`edgecnn.quant.qat`): exported with its learned scales, no calibration.
     """
 
@@ -77,6 +81,7 @@ class QuantConfig:
     rounding_samples: int = 300
     rounding_bias_correction: bool = True
     overflow_fix: bool = False
+    per_channel_activations: bool = False
     qat: QatModel | None = None
 
     def __post_init__(self) -> None:

@@ -13,6 +13,8 @@ Rules and where they come from:
 * ``bias-correction`` — MobileNetV3-style nets (hardswish + SE) lose up to 16 top-1 points without bias
   correction (NNCF's published reference data).
 * ``calibration-size`` — fewer than 300 calibration samples (ONNX Runtime / NNCF default subset) give noisy ranges.
+* ``calibration-duplicates`` / ``calibration-coverage`` — copies or mirror images in the calibration set, and
+  calibration activations that do not reach the ranges the evaluation data does (:mod:`edgecnn.quant.calib_check`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from edgecnn.quant.calib_check import POOR_COVERAGE, CalibrationCheck
 from edgecnn.quant.samples import DEFAULT_SAMPLES
 
 DEPTHWISE_RANGE_RATIO = 100.0  # max/min per-channel |w| above which per-tensor int8 leaves channels at 0-2 levels
@@ -72,9 +75,13 @@ def lint_model(
     calibration_samples: int | None = None,
     bias_correction: bool = True,
     qat: bool = False,
+    calibration: CalibrationCheck | None = None,
 ) -> list[Finding]:
     """Findings for ``model`` under the given quantization settings, most severe first (``qat``: the weights will
-    be fine-tuned with their quantizers, which is how a per-tensor-only target copes with wide ranges)."""
+    be fine-tuned with their quantizers, which is how a per-tensor-only target copes with wide ranges;
+    ``calibration``: the calibration-set diagnostics, whose count replaces ``calibration_samples``)."""
+    if calibration is not None:
+        calibration_samples = calibration.samples
     findings: list[Finding] = []
     wide: list[str] = []
     worst = 0.0
@@ -143,10 +150,46 @@ def lint_model(
                 code="calibration-size",
                 severity="warning",
                 layers=(),
-                message=f"{calibration_samples} calibration samples (< {DEFAULT_SAMPLES})",
-                recommendation=f"calibrate on {DEFAULT_SAMPLES}+ representative images through the evaluation "
-                "transform (--samples)",
+                message=f"{calibration_samples} calibration samples (< {DEFAULT_SAMPLES})"
+                + ("" if calibration is None else f", {calibration.distinct} distinct image(s)"),
+                recommendation=calibration.recommendation
+                if calibration is not None
+                else f"calibrate on {DEFAULT_SAMPLES}+ representative images through the evaluation transform "
+                "(--samples)",
             )
         )
+    findings += _calibration_findings(calibration)
     order = {"error": 0, "warning": 1, "info": 2}
     return sorted(findings, key=lambda f: order[f.severity])
+
+
+def _calibration_findings(check: CalibrationCheck | None) -> list[Finding]:
+    """Duplicates in the calibration set and poor coverage of the evaluation data's activation ranges."""
+    if check is None:
+        return []
+    out = []
+    if check.distinct < check.samples:
+        out.append(
+            Finding(
+                code="calibration-duplicates",
+                severity="warning",
+                layers=(),
+                message=f"{check.samples - check.distinct} of {check.samples} calibration samples are copies or "
+                "mirror images of others",
+                recommendation="replace them with other representative images (a copy adds no new range)",
+            )
+        )
+    cov = check.coverage
+    if cov and cov.get("tensors") and cov["median_range_covered"] < POOR_COVERAGE:
+        out.append(
+            Finding(
+                code="calibration-coverage",
+                severity="warning",
+                layers=(cov["worst_tensor"],),
+                message=f"calibration activations cover a median {100 * cov['median_range_covered']:.0f} % of the "
+                f"evaluation data's ranges (worst {100 * cov['worst_range_covered']:.0f} % at {cov['worst_tensor']}); "
+                f"{100 * cov['evaluation_values_outside']:.2f} % of evaluation values fall outside",
+                recommendation="calibrate on images like the evaluation data (same scenes, framing and lighting)",
+            )
+        )
+    return out

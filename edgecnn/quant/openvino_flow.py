@@ -1,11 +1,12 @@
 """The OpenVINO INT8 flow: NNCF on the OpenVINO model (NNCF for OpenVINO only — NNCF's QDQ ONNX is
 slow in ONNX Runtime). ``nncf.quantize`` with a preset, MSE-optimal activation ranges (NNCF's ``HISTOGRAM``
-estimator, ``--method mse``, the default) and bias correction (MobileNetV3-small loses up to 16 top-1 points without
-it, NNCF reference data) on weights already rounded by GPTQ and bias-corrected for it (:mod:`edgecnn.quant.rounding`,
-on NNCF's own grid); with ``--max-drop``, ``nncf.quantize_with_accuracy_control`` returns the most sensitive
-operations to float until the absolute top-1 drop fits — or the run fails showing the best drop NNCF found. Layers
-left in float get their original weights and biases back. The record carries the per-layer error (fp32 IR vs INT8
-IR)."""
+estimator, ``--method mse``, the default), one range per activation tensor (NNCF's per-channel ranges on depthwise
+inputs break on a few dozen calibration images, benchmarks/results/quant_calib_size.md) and bias correction
+(MobileNetV3-small loses up to 16 top-1 points without it, NNCF reference data) on weights already rounded by GPTQ
+and bias-corrected for it (:mod:`edgecnn.quant.rounding`, on NNCF's own grid); with ``--max-drop``,
+``nncf.quantize_with_accuracy_control`` returns the most sensitive operations to float until the absolute top-1 drop
+fits — or the run fails showing the best drop NNCF found. Layers left in float get their original weights and biases
+back. The record carries the per-layer error (fp32 IR vs INT8 IR)."""
 
 from __future__ import annotations
 
@@ -156,6 +157,11 @@ def _nncf_settings(nncf: Any, cfg: QuantConfig, keep: list[str], subset: int) ->
     adv = AdvancedQuantizationParameters(
         disable_bias_correction=not cfg.bias_correction,
         weights_quantization_params=None if cfg.per_channel else QuantizationParameters(per_channel=False),
+        # per-tensor activation ranges: NNCF would give depthwise inputs one range per channel, each the extreme of
+        # that channel over the calibration images — too few to estimate it (issue 20, quant_calib_size.md)
+        activations_quantization_params=None
+        if cfg.per_channel_activations
+        else QuantizationParameters(per_channel=False),
         overflow_fix=OverflowFix.FIRST_LAYER if cfg.overflow_fix else OverflowFix.DISABLE,
         **ranges,
     )
@@ -253,6 +259,9 @@ def _record(
         else "NNCF preset estimator (mean of per-sample min/max, per tensor)",
         "weights": "int8 symmetric " + ("per-channel" if cfg.per_channel else "per-tensor"),
         **cfg.record(),
+        "activation_granularity": "NNCF's choice (per channel on depthwise inputs)"
+        if cfg.per_channel_activations
+        else "per tensor",
         "overflow_fix": "first layer (7-bit weights)" if cfg.overflow_fix else "disabled",
         "kept_float": [{"node": n, "layer": scope.get(onnx_node(n), ""), "why": reason.get(n, why)} for n in kept],
         "fallback_trials": [],

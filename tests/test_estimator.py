@@ -173,7 +173,7 @@ def test_profile_predict_cli_json() -> None:
         (["profile", "mobilenet_v2", "--profile", "nvidia-t4", "--precision", "fp8"], "unknown --precision 'fp8'"),
         (["profile", "mobilenet_v2", "--profile", "intel-npu", "--precision", "fp32"], "does not run fp32"),
         (["profile", "mobilenet_v9", "--profile", "nvidia-t4"], "unknown model"),
-        (["profile", "mobilenet_v2", "--profile", "nvidia-t4", "-r", "4"], "--resolution must be >= 8"),
+        (["profile", "mobilenet_v2", "--profile", "nvidia-t4", "-r", "4"], "4 is not in the range 8<=x"),
         (["profile", "fit", "--base", "nvidia-t4"], "must be a CPU profile"),
         (["profile", "fit", "--iters", "0"], "must be >= 1"),
     ],

@@ -76,11 +76,6 @@ class Target:
     qat_quantizer: str | None = None  # exports a QAT model's learned scales
     build: Callable[[BuildContext], Built]
 
-    @property
-    def spec(self) -> Target:
-        """The target itself (older code read its accepted options from ``target.spec``)."""
-        return self
-
     def quantizer_for(self, qat: bool) -> Any:
         """The registered quantizer backend for post-training quantization, or for a QAT model."""
         name = self.qat_quantizer if qat else self.quantizer

@@ -109,7 +109,7 @@ def test_config_rules():
     with pytest.raises(ConfigError, match="need int8"):
         from edgecnn.exporters import TARGETS
 
-        TARGETS.get("onnx").spec.validate(
+        TARGETS.get("onnx").validate(
             ExportOptions(target="onnx", precision=Precision.FP32, quant=QuantConfig(calibration=cal))
         )
 

@@ -748,6 +748,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 res[section] = fn()
                 print(f"{section}: {time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
+                args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps(res, indent=2, default=str) + "\n")
                 args.out.with_suffix(".md").write_text(_md(res, cmd))  # after each section: partial runs count
     print(args.out.with_suffix(".md").read_text())

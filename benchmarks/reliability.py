@@ -624,6 +624,8 @@ def _md(res: dict[str, Any], cmd: str) -> str:
         f"`{cmd}` — {res['machine']}, {res['date']}. Model: MobileNetV3-Small ×0.25, 4 classes, 32 px (onnx and "
         "openvino fp32 bundles). Raw figures: `reliability.json`.",
         "",
+        *[f"- {s}: `{c}`" for s, c in res.get("commands", {}).items() if c != cmd],
+        "",
         "| check | count | result |",
         "|---|---|---|",
     ]
@@ -747,6 +749,7 @@ def main() -> None:
             if section in only:
                 t0 = time.perf_counter()
                 res[section] = fn()
+                res.setdefault("commands", {})[section] = cmd  # sections rerun alone keep their own command
                 print(f"{section}: {time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps(res, indent=2, default=str) + "\n")

@@ -359,6 +359,19 @@ def test_train_limits_and_resume_refused_up_front(tmp_path) -> None:
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.parametrize("command", [("train",), ("train", "noisy-student")])
+def test_train_into_an_earlier_run_is_refused_unless_resumed_or_overwritten(tmp_path, command) -> None:
+    """A second `train --out DIR` into a finished run silently replaced its checkpoints and log (issue 15, item 4)."""
+    run = tmp_path / "run"
+    (run / "teacher").mkdir(parents=True)
+    (run / "teacher" / "model.json").write_text('{"keep": true}')
+    (run / "notes.txt").write_text("mine")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    line = _assert_clean_error(_invoke(*command, "mnist_embedded", "--out", str(run)))
+    assert "already holds a training run" in line and "--overwrite" in line
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
 def test_bare_group_prints_its_help_and_nul_argument_is_one_line() -> None:
     result = _invoke("list")
     assert result.stderr.startswith("Usage: edgecnn list") and "error" not in result.stderr

@@ -59,3 +59,20 @@ def test_engine_builds_caches_and_matches(tmp_path, monkeypatch):
     x = np.random.default_rng(1).standard_normal((4, 3, 32, 32)).astype(np.float32)
     ref = torch_reference("mobilenet_v2", x)
     assert np.abs(sess.predict(x) - ref).max() <= 1e-3 * np.abs(ref).max()
+
+
+@pytest.mark.tensorrt
+@pytest.mark.skipif(not HAS_TRT, reason="tensorrt is not installed (never on the project's machines)")
+def test_engine_io_names_checked_against_the_manifest(tmp_path, monkeypatch):
+    """A manifest whose input name is not the engine's is refused at load, as for ONNX and OpenVINO bundles."""
+    import json
+
+    from edgecnn.errors import BundleIntegrityError
+
+    monkeypatch.setenv("EDGECNN_ENGINE_CACHE", str(tmp_path / "cache"))
+    b = export_cached(tmp_path, "mobilenet_v2", "tensorrt")
+    m = json.loads((b / "manifest.json").read_text())
+    m["inputs"][0]["name"] = "pixels"
+    (b / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleIntegrityError, match="not the manifest's"):
+        runtime.load(b)

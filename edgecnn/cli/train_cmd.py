@@ -38,6 +38,29 @@ def _overrides(
     return out
 
 
+_RUN_FILES = ("last.json", "model.json", "log.jsonl")
+
+
+def _check_run_dir(out_dir: str, *, resume: bool, overwrite: bool) -> None:
+    """A directory that holds an earlier run is continued (--resume) or replaced (--overwrite), never silently
+    mixed with a new run's checkpoints and log."""
+    from pathlib import Path
+
+    from edgecnn.errors import ConfigError
+
+    out = Path(out_dir)
+    if resume or overwrite or not out.is_dir():
+        return
+    found = sorted(  # a run's own files, or a Noisy Student round's one level down
+        str(p.relative_to(out)) for name in _RUN_FILES for pat in (name, f"*/{name}") for p in out.glob(pat)
+    )
+    if found:
+        raise ConfigError(
+            f"--out {out_dir!r} already holds a training run ({', '.join(found[:3])})",
+            hint="pass --resume to continue it, --overwrite to replace it, or another --out",
+        )
+
+
 def _echo(msg: str) -> None:
     click.echo(msg, err=True)
 
@@ -56,6 +79,7 @@ def train_group() -> None:
 @click.option("--seed", type=int, help="Shortcut for --set train.seed=N.")
 @click.option("--model", help="Shortcut for --set model.name=NAME.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.* (bit-identical to an uninterrupted run).")
+@click.option("--overwrite", is_flag=True, help="Replace the run that OUT already holds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def run_cmd(
     recipe: str,
@@ -66,12 +90,14 @@ def run_cmd(
     seed: int | None,
     model: str | None,
     resume: bool,
+    overwrite: bool,
     as_json: bool,
 ) -> None:
     """Train RECIPE (a .toml file or a shipped recipe name) into OUT."""
     from edgecnn.train.recipe import load_recipe
     from edgecnn.train.trainer import fit
 
+    _check_run_dir(out_dir, resume=resume, overwrite=overwrite)
     rec = load_recipe(recipe, _overrides(sets, epochs=epochs, seed=seed, model=model, lr=lr))
     result = fit(rec, out_dir, resume=resume, report=_echo)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
@@ -132,6 +158,7 @@ def run_cmd(
     show_default=True,
     help="Student width = teacher width × this, per round.",
 )
+@click.option("--overwrite", is_flag=True, help="Replace the runs that OUT already holds.")
 @click.option("--json", "as_json", is_flag=True)
 def noisy_student_cmd(
     recipe: str,
@@ -143,6 +170,7 @@ def noisy_student_cmd(
     threshold: float,
     no_balance: bool,
     width_growth: float,
+    overwrite: bool,
     as_json: bool,
 ) -> None:
     """Noisy Student (Xie et al. 2020) on RECIPE's data with only a fraction of the labels; reports each round."""
@@ -154,6 +182,7 @@ def noisy_student_cmd(
     from edgecnn.train.noisy_student import NoisyStudentConfig, low_label_split, noisy_student
     from edgecnn.train.recipe import load_recipe
 
+    _check_run_dir(out_dir, resume=False, overwrite=overwrite)
     rec = load_recipe(recipe, list(sets))
     data = load_data(rec.data)
     if not isinstance(data.train, ArrayImages):

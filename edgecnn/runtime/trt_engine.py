@@ -134,6 +134,11 @@ class TensorRTBackend:
                 "TensorRT could not deserialize the cached engine", hint="edgecnn build-engine --rebuild"
             )
         self._outputs = [o.name for o in bundle.manifest.outputs]
+        io = [self.raw.get_tensor_name(i) for i in range(self.raw.num_io_tensors)]
+        is_input = {n: self.raw.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in io}
+        # the engine's own tensor names: the session checks them against the manifest, as for ONNX and OpenVINO
+        self.input_names = [n for n in io if is_input[n]]
+        self.output_names = [n for n in io if not is_input[n]]
         self._local = threading.local()
 
     def _check(self, err: Any) -> None:

@@ -59,6 +59,23 @@ def test_folder_goes_through_the_evaluation_transform(tmp_path):
     assert load_samples(str(tmp_path), PRE, samples=4).sha256 == s.sha256
 
 
+def test_a_flat_folder_of_photos_calibrates_unlabelled(tmp_path):
+    """`--calib-data photos/` with the photos side by side (no class sub-folders) was refused, though calibration
+    needs no labels (issue 20: the dozen photos a new user has)."""
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 255, (18 + i, 22, 3), dtype=np.uint8)).save(tmp_path / f"p{i}.jpg")
+    (tmp_path / "notes.txt").write_text("not an image")
+    s = load_samples(str(tmp_path), PRE, samples=3, seed=0)
+    assert s.data.shape == (3, 3, 16, 16) and s.labels is None and "flat" in s.source
+    expect = {preprocess_image(f, PRE).tobytes() for f in sorted(tmp_path.glob("*.jpg"))}
+    assert all(x.tobytes() in expect for x in s.data)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match="no images and no class sub-folders"):
+        from_folder(empty, PRE)
+
+
 def test_training_transforms_are_refused(tmp_path):
     from edgecnn.quant.samples import from_images
 

@@ -12,7 +12,11 @@ from edgecnn.cli.base import RESOLUTION, cli, echo_json, human
 @cli.command("quantize")
 @click.argument("model")
 @click.option("--target", "-t", required=True, help="onnx, openvino or tensorrt.")
-@click.option("--calib-data", required=True, help="Class-per-folder DIR, FILE.npz (preprocessed) or 'embedded'.")
+@click.option(
+    "--calib-data",
+    required=True,
+    help="A folder of photos (flat or class-per-folder), FILE.npz (preprocessed) or 'embedded'.",
+)
 @click.option(
     "--method", default="mse", show_default=True, help="Activation ranges: mse, minmax; entropy, percentile (ONNX)."
 )

@@ -115,10 +115,27 @@ def from_images(
 
 
 def from_folder(root: str | Path, pre: Preprocessing, *, samples: int = DEFAULT_SAMPLES, seed: int = 0) -> SampleSet:
-    """A class-per-folder directory (``root/<class>/<image>``)."""
-    from edgecnn.data.images import FolderImages
+    """A class-per-folder directory (``root/<class>/<image>``), or a flat folder of photos (no class sub-folders):
+    what most users have for calibration, which needs no labels. A flat folder gives an unlabelled set (fp32
+    agreement only when used for evaluation)."""
+    from edgecnn.data.images import IMAGE_SUFFIXES, FolderImages
 
-    return from_images(FolderImages.scan(root), pre, samples=samples, seed=seed, source=f"folder:{root}")
+    root = Path(root)
+    has_class_dirs = root.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir())
+    if has_class_dirs or not root.is_dir():
+        return from_images(FolderImages.scan(root), pre, samples=samples, seed=seed, source=f"folder:{root}")
+    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ConfigError(
+            f"folder {str(root)!r} holds no images and no class sub-folders",
+            hint=f"put photos ({', '.join(IMAGE_SUFFIXES[:4])}, ...) in it, flat or as root/<class>/<file>",
+        )
+    if not isinstance(pre, Preprocessing):
+        raise ConfigError(f"calibration needs the model's evaluation Preprocessing, got {type(pre).__name__}")
+    idx = _pick(len(files), samples, seed)
+    source = f"folder:{root} (flat, unlabelled)"
+    data = preprocess_batch([files[int(i)] for i in idx], pre)
+    return SampleSet(data=data, labels=None, source=source, warnings=_count_warnings(len(idx), source))
 
 
 def from_embedded(

@@ -6,6 +6,7 @@ from edgecnn.cli import (  # noqa: F401  (each command module registers itself o
     analyze_cmd,
     augment_cmd,
     bench_cmd,
+    check_cmd,
     explain_cmd,
     export_cmd,
     list_cmd,

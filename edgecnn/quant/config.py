@@ -173,7 +173,7 @@ def make_config(
             else load_samples(eval_data, pre, samples=EVAL_SAMPLES, seed=seed + 1, split="test")
         )
     if ev is not None:
-        ev = _match_classes(ev, getattr(net, "classes", None))
+        ev = match_classes(ev, getattr(net, "classes", None))
     return QuantConfig(
         calibration=calib,
         method=meth,
@@ -185,7 +185,7 @@ def make_config(
     )
 
 
-def _match_classes(ev: SampleSet, model_classes: Any) -> SampleSet:
+def match_classes(ev: SampleSet, model_classes: Any) -> SampleSet:
     """Folder labels are indices into the folder's sorted class names; accuracy needs them as indices into the
     model's labels. Relabel by name, and refuse a folder whose class names are none of the model's (it used to
     report "top-1 0.00 → 0.00 %")."""

@@ -10,6 +10,7 @@ from edgecnn.cli import (  # noqa: F401  (each command module registers itself o
     explain_cmd,
     export_cmd,
     list_cmd,
+    optimize_cmd,
     profile_cmd,
     quantize_cmd,
     runtime_cmd,

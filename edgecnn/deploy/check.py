@@ -238,11 +238,17 @@ def accuracy(sess: Any, m: Measure) -> dict[str, Any]:
         from edgecnn.models.resolve import resolve_model
 
         ref, info = resolve_model(m.reference)
+        ref_pre = getattr(ref, "preprocessing", None)
+        ref_ev = ev  # the reference at its own resolution: a lower-resolution bundle's drop includes the resolution
+        if ref_pre is not None and ref_pre.input_size != pre.input_size:
+            ref_ev = load_samples(str(m.eval_data), ref_pre, samples=m.eval_samples, seed=1, split="test")
+            ref_ev = match_classes(ref_ev, sess.labels)
         with torch.inference_mode():
-            ref_logits = torch.cat([ref(torch.from_numpy(ev.data[i : i + 64])) for i in range(0, len(ev), 64)])
+            ref_logits = torch.cat([ref(torch.from_numpy(ref_ev.data[i : i + 64])) for i in range(0, len(ref_ev), 64)])
         out["reference"] = m.reference
         out["reference_sha256"] = info.sha256 if info else None
-        out["reference_top1"] = topk_accuracy(ref_logits.numpy(), ev.labels, 1)
+        out["reference_top1"] = topk_accuracy(ref_logits.numpy(), ref_ev.labels, 1)
+        out["reference_resolution"] = int(ref_ev.data.shape[-1])
         out["drop_points"] = 100.0 * (out["reference_top1"] - out["top1"])
     return out
 

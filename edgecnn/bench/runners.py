@@ -93,10 +93,24 @@ def load_bundle(path: Path, *, backend: str | None, device: str | None, threads:
 
 
 def load_torch(
-    name: str, *, mode: TorchMode, resolution: int | None, threads: int | None, weights: str | None = None
+    name: str,
+    *,
+    mode: TorchMode,
+    resolution: int | None,
+    threads: int | None,
+    weights: str | None = None,
+    device: str | None = None,
 ) -> Loaded:
-    """Build a zoo model (random init unless ``weights``) in eval mode for one PyTorch baseline."""
+    """Build a zoo model (random init unless ``weights``) in eval mode for one PyTorch baseline, on the CPU or on
+    ``cuda[:N]`` (each timed call then ends with a device synchronize, so the figure is the kernel time too)."""
     import torch
+
+    dev = torch.device((device or "cpu").lower())
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"--device {device}: this PyTorch has no CUDA device",
+            hint="install a CUDA build of torch on an NVIDIA machine, or bench on the CPU",
+        )
 
     from edgecnn.models import create_model, get_model_entry
 
@@ -112,7 +126,7 @@ def load_torch(
 
         load_weights(model, weights)
     fmt = torch.channels_last if mode is not TorchMode.EAGER else torch.contiguous_format
-    model = model.to(memory_format=fmt)
+    model = model.to(dev, memory_format=fmt)
     fn: Any = model
     if mode is TorchMode.COMPILE:
         import torch._inductor.config as inductor_config
@@ -123,7 +137,8 @@ def load_torch(
     n_params = sum(p.numel() for p in model.parameters())
 
     def make(batch: int) -> Callable[[], Any]:
-        x = torch.from_numpy(_input(batch, (batch, 3, res, res))).contiguous(memory_format=fmt)
+        x = torch.from_numpy(_input(batch, (batch, 3, res, res))).to(dev).contiguous(memory_format=fmt)
+        sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
         if mode is TorchMode.COMPILE:
             # every compiled subject starts from a clean dynamo cache: zoo models share forward code objects, so
             # one model's guards and recompile limits must not decide how the next one runs
@@ -131,7 +146,9 @@ def load_torch(
 
         def call() -> Any:
             with torch.inference_mode():
-                return fn(x)
+                y = fn(x)
+            sync()
+            return y
 
         call()  # compile (or allocate) outside the timed loop; first_inference_s measures this separately
         return call
@@ -141,7 +158,7 @@ def load_torch(
         kind="pytorch",
         model=name,
         backend=f"pytorch-{mode}",
-        device="cpu",
+        device=str(dev),
         precision="fp32",
         resolution=res,
         file_bytes=4 * n_params,  # the fp32 weights a checkpoint would hold

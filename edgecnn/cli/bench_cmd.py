@@ -91,8 +91,11 @@ def bench_run_cmd(
     for s, kind, _ in plan:
         if kind == "model":
             torch_modes(s)
-            if device and device.lower() != "cpu":
-                raise ConfigError(f"--device {device} applies to bundles; PyTorch baselines ({s}) run on the CPU")
+            if device and device.lower() not in ("cpu", "cuda") and not device.lower().startswith("cuda:"):
+                raise ConfigError(
+                    f"--device {device}: PyTorch baselines ({s}) run on cpu or cuda[:N]",
+                    hint="bench OpenVINO devices (GPU, NPU) with bundles only",
+                )
     say = (lambda m: None) if (as_json or as_csv) else (lambda m: click.echo(f"· {m}", err=True))
     env = fingerprint(threads)
     loaded = []
@@ -103,7 +106,9 @@ def bench_run_cmd(
         else:
             for mode in torch_modes(s):
                 say(f"building {s.split(':')[0]} ({mode})")
-                loaded.append(load_torch(s.split(":")[0], mode=mode, resolution=resolution, threads=threads))
+                loaded.append(
+                    load_torch(s.split(":")[0], mode=mode, resolution=resolution, threads=threads, device=device)
+                )
     if baseline and not any(x.label == baseline or x.label.startswith(baseline) for x in loaded):
         raise ConfigError(
             f"--baseline {baseline!r} matches no subject", hint=f"one of {', '.join(x.label for x in loaded)}"

@@ -225,3 +225,16 @@ def test_hostile_label_shows_no_dialog(hostile_bundle: Path, tmp_path: Path) -> 
     assert page.console_errors == [] and page.other_requests == []
     assert HOSTILE in page.text  # shown as text, in the title and the label list
     assert all(im["tag"] == "svg" for im in page.images)  # no <img> came out of the label
+
+
+@pytest.mark.slow
+def test_demo_report_stage(bundle: Path, tmp_path: Path) -> None:
+    """`make demo`'s last step on a small bundle: profile JSONs written, then demo-out/report.html."""
+    from edgecnn.demo import report_stage
+
+    shutil.copytree(FIX / "run", tmp_path / "mnist")
+    report = report_stage(tmp_path, [bundle], FIX / "bench.json")
+    assert report == tmp_path / "report.html"
+    html = report.read_text(encoding="utf-8")
+    assert re.findall(r'<section id="([\w-]+)"', html)[:3] == ["model-card", "verification", "static-analysis"]
+    assert "cortex-a76-rpi5" in html and "jetson-orin-nano" in html and 'id="training"' in html

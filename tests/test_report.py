@@ -238,3 +238,49 @@ def test_demo_report_stage(bundle: Path, tmp_path: Path) -> None:
     html = report.read_text(encoding="utf-8")
     assert re.findall(r'<section id="([\w-]+)"', html)[:3] == ["model-card", "verification", "static-analysis"]
     assert "cortex-a76-rpi5" in html and "jetson-orin-nano" in html and 'id="training"' in html
+
+
+def test_minimal_bench_document(tmp_path: Path) -> None:
+    """Fields an older or hand-edited file lacks show as '–' instead of failing the page."""
+    bench = {"schema": "edgecnn.bench/1", "results": [{"label": "only-p50", "p50_ms": 1.5}]}
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    out = tmp_path / "r.html"
+    code, text = _report([str(tmp_path / "bench.json"), "-o", str(out)])
+    assert code == 0, text
+    assert "only-p50" in out.read_text(encoding="utf-8")
+
+
+ODD_FAST = [("q", "layer_errors_worst10"), ("q", "latency"), ("b", "p90_ms"), ("b", "environment")]
+
+
+@pytest.mark.parametrize(
+    ("every_field", "value"),
+    [(False, "x")] + [pytest.param(True, v, marks=pytest.mark.slow) for v in ("x", [1], None)],
+)
+def test_odd_fields_never_a_traceback(every_field: bool, value: object, tmp_path: Path) -> None:
+    """Fields of a quantize report and of a bench result set to a value of another type (a few by default, every
+    one with -m slow): the page renders or the command says why in one line; nothing raises past the CLI."""
+    q = json.loads((FIX / "quant-report" / "report.json").read_text())
+    bench = json.loads((FIX / "bench.json").read_text())
+    keys = [("q", k) for k in q] + [("b", k) for k in bench["results"][0]] if every_field else ODD_FAST
+    for i, (which, key) in enumerate(keys):
+        doc = json.loads(json.dumps(q if which == "q" else bench))
+        (doc if which == "q" else doc["results"][0])[key] = value
+        folder = tmp_path / f"{i}-report"
+        folder.mkdir()
+        name = "report.json" if which == "q" else "bench.json"
+        (folder / name).write_text(json.dumps(doc))
+        res = CliRunner().invoke(cli, ["report", str(folder / name), "-o", str(folder / "r.html")])
+        assert res.exception is None or isinstance(res.exception, SystemExit), (key, res.exception)
+        if res.exit_code:
+            assert res.output.startswith("error: ") and len(res.output.strip().splitlines()) == 1, (key, res.output)
+        else:
+            assert (folder / "r.html").stat().st_size > 1000
+
+
+def test_broken_manifest_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / MANIFEST).write_text("{not json")
+    code, text = _report([str(tmp_path / "b"), "-o", str(tmp_path / "r.html")])
+    assert code == 1 and text.startswith("error: ") and "manifest" in text and len(text.strip().splitlines()) == 1
+    assert not (tmp_path / "r.html").exists()

@@ -32,7 +32,14 @@ def report_cmd(
     if dest.is_dir():
         raise ConfigError(f"--out {out!r} is a directory", hint="name the HTML file, e.g. --out report.html")
     acc = parse_accuracy(accuracy)
-    ctx = build_context(collect(list(inputs)), accuracy=acc, selftest=not no_selftest, title=title)
+    found = collect(list(inputs))
+    try:
+        ctx = build_context(found, accuracy=acc, selftest=not no_selftest, title=title)
+    except (TypeError, AttributeError, KeyError, IndexError) as e:  # inputs are files from elsewhere: a bad input
+        raise ConfigError(
+            f"cannot render the report: an input has a field of an unexpected shape ({type(e).__name__}: {e})",
+            hint="pass files written by edgecnn, unedited (--debug shows where)",
+        ) from e
     written = write_html(render_html(ctx), dest)
     shown = ", ".join(name for _, name in ctx["sections"])
     click.echo(f"wrote {written} ({written.stat().st_size:,} bytes; sections: {shown})")

@@ -11,6 +11,19 @@ from typing import Any
 from edgecnn.report import figures
 
 WORST_LAYERS = 15
+# bench result fields the page shows; a result that lacks one (an older or hand-edited file) shows "–"
+BENCH_FIELDS = (
+    "label", "kind", "model", "backend", "device", "precision", "batch", "threads", "p50_ms", "p90_ms", "p99_ms",
+    "min_ms", "mean_ms", "std_ms", "cov", "iters", "throughput", "file_bytes", "ratio",
+)  # fmt: skip
+PROFILE_FIELDS = (
+    "model", "profile", "precision", "resolution", "batch", "total_ms", "low_ms", "high_ms", "error_band",
+    "weights_mib", "working_set_mib",
+)  # fmt: skip
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def quantization(
@@ -32,7 +45,7 @@ def quantization(
         if r["path"] not in used:
             d = r["doc"]
             rec = {
-                **(d.get("settings") or {}),
+                **_dict(d.get("settings")),
                 "fp32_vs_int8": d.get("fp32_vs_int8"),
                 "layer_errors": d.get("layer_errors_worst10") or [],
                 "kept_float": d.get("kept_float") or [],
@@ -45,7 +58,7 @@ def quantization(
 
 
 def _entry(i: int, name: str, model: str, target: str, rec: dict[str, Any], report: dict[str, Any] | None) -> dict:
-    c = rec.get("fp32_vs_int8") or {}
+    c = _dict(rec.get("fp32_vs_int8"))
     metrics = []
     for key, label, pct in (
         ("top1", "top-1", True),
@@ -53,7 +66,7 @@ def _entry(i: int, name: str, model: str, target: str, rec: dict[str, Any], repo
     ):
         if f"fp32_{key}" in c:
             metrics.append({"measure": label, "fp32": c[f"fp32_{key}"], "int8": c.get(f"int8_{key}"), "pct": pct})
-    errors = sorted(rec.get("layer_errors") or [], key=lambda e: e.get("sqnr_db", 0))
+    errors = sorted(_dicts(rec.get("layer_errors")), key=lambda e: e["sqnr_db"] if _num(e.get("sqnr_db")) else 0)
     entry: dict[str, Any] = {
         "id": f"quant-{i + 1}",
         "name": name,
@@ -64,16 +77,16 @@ def _entry(i: int, name: str, model: str, target: str, rec: dict[str, Any], repo
             for k in ("backend", "format", "activations", "weights", "method", "per_channel", "preset", "rounding")
             if rec.get(k) is not None
         },
-        "calibration": rec.get("calibration") or {},
-        "evaluation": rec.get("evaluation") or {},
-        "compare": c,
+        "calibration": _dict(rec.get("calibration")),
+        "evaluation": _dict(rec.get("evaluation")),
+        "compare": _dict(c),
         "metrics": metrics,
         "layer_errors": errors,
-        "kept_float": rec.get("kept_float") or [],
-        "fallback_trials": rec.get("fallback_trials") or [],
-        "lint": (report or {}).get("lint") or [],
-        "size_bytes": (report or {}).get("size_bytes") or {},
-        "latency": (report or {}).get("latency"),
+        "kept_float": _dicts(rec.get("kept_float")),
+        "fallback_trials": list(rec.get("fallback_trials") or []),
+        "lint": _dicts((report or {}).get("lint")),
+        "size_bytes": _dict((report or {}).get("size_bytes")),
+        "latency": _latency((report or {}).get("latency")),
         "recommendation": ((report or {}).get("calibration_check") or {}).get("recommendation"),
         "figure": None,
     }
@@ -89,6 +102,26 @@ def _entry(i: int, name: str, model: str, target: str, rec: dict[str, Any], repo
     return entry
 
 
+def _dict(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
+def _dicts(v: Any) -> list[dict[str, Any]]:
+    return [x for x in v if isinstance(x, dict)] if isinstance(v, list) else []
+
+
+def _latency(lat: Any) -> dict[str, Any] | None:
+    """The quantize report's fp32-vs-int8 timing, when it has the shape ``edgecnn quantize`` writes."""
+    if not isinstance(lat, dict) or not all(
+        isinstance(lat.get(k), dict) and _num(lat[k].get("p50_ms")) and _num(lat[k].get("p90_ms"))
+        for k in ("fp32", "int8")
+    ):
+        return None
+    return {**lat, "environment": _dict(lat.get("environment")), "note": str(lat.get("note", ""))} | {
+        k: lat.get(k) for k in ("batch", "threads", "speedup_p50")
+    }
+
+
 def _env_key(env: dict[str, Any]) -> str:
     return json.dumps(env, sort_keys=True)
 
@@ -98,11 +131,16 @@ def latency(bench: list[dict[str, Any]]) -> dict[str, Any] | None:
     rows, envs, layer_views = [], {}, []
     for d in bench:
         for r in d["doc"]["results"]:
-            if not isinstance(r, dict) or not isinstance(r.get("p50_ms"), (int, float)):
+            if not isinstance(r, dict) or not _num(r.get("p50_ms")):
                 continue
-            env = r.get("environment") or {}
+            env = r.get("environment") if isinstance(r.get("environment"), dict) else {}
             envs.setdefault(_env_key(env), {"n": len(envs) + 1, "env": env, "from": d["path"]})
-            rows.append({**r, "env": envs[_env_key(env)]["n"], "from": d["path"]})
+            row = {k: r.get(k) for k in BENCH_FIELDS}
+            for k in ("p90_ms", "p99_ms", "min_ms"):  # the spread figure needs numbers: a missing one is p50
+                row[k] = r[k] if _num(r.get(k)) else r["p50_ms"]
+            row["label"] = str(r.get("label") or "?")
+            row["warnings"] = [str(w) for w in r.get("warnings") or [] if isinstance(w, str)]
+            rows.append({**row, "env": envs[_env_key(env)]["n"], "from": d["path"]})
         for label, view in (d["doc"].get("per_layer") or {}).items():
             layer_views.append(_layer_view(len(layer_views), label, view))
     if not rows and not layer_views:
@@ -146,8 +184,11 @@ def predictions(profiles: list[dict[str, Any]]) -> dict[str, Any] | None:
     rows = []
     for d in profiles:
         doc = d["doc"]
-        prov = doc.get("provenance") or {}
-        rows.append({**{k: v for k, v in doc.items() if k != "layers"}, "calibrated": bool(prov.get("calibration"))})
+        prov = doc.get("provenance")
+        if not all(_num(doc.get(k)) for k in ("total_ms", "low_ms", "high_ms")):
+            continue
+        row = {k: doc.get(k) for k in PROFILE_FIELDS}
+        rows.append({**row, "calibrated": bool(prov.get("calibration")) if isinstance(prov, dict) else False})
     if not rows:
         return None
     fig = figures.predictions(
@@ -224,6 +265,7 @@ def explanations(explains: list[dict[str, Any]], compares: list[dict[str, Any]])
                     f"{r.get('label') or r.get('class')} (score {float(r.get('score') or 0):.3f})",
                 }
             )
+        doc = {**doc, "options": _dict(doc.get("options"))}
         out.append({"kind": "explain", "path": d["path"], "doc": doc, "images": images})
     for d in compares:
         doc = d["doc"]
@@ -231,5 +273,6 @@ def explanations(explains: list[dict[str, Any]], compares: list[dict[str, Any]])
             {"name": n, "src": _data_uri(png), "alt": f"{n}: the picture, the float model's map, the bundle's map"}
             for n, png in sorted(d["images"].items())
         ]
+        doc = {**doc, "summary": _dict(doc.get("summary"))}
         out.append({"kind": "compare", "path": d["path"], "doc": doc, "images": images})
     return out

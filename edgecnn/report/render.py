@@ -144,13 +144,20 @@ def render_html(ctx: dict[str, Any]) -> str:
         data = embed_json(ctx["data"])
     except ValueError as e:  # NaN / infinity in an input: JSON cannot carry it
         raise ConfigError(f"a report input holds a number JSON cannot carry: {e}") from None
-    return env.get_template("report.html.j2").render(
-        **ctx,
-        css=Markup(_asset("report.css")),
-        script=Markup(script),
-        script_hash=digest,
-        data_json=Markup(data),
-    )
+    try:
+        return env.get_template("report.html.j2").render(
+            **ctx,
+            css=Markup(_asset("report.css")),
+            script=Markup(script),
+            script_hash=digest,
+            data_json=Markup(data),
+        )
+    except (jinja2.UndefinedError, TypeError, AttributeError, KeyError, ValueError) as e:
+        # the inputs are files from elsewhere: a field of an unexpected type is a bad input, said in one line
+        raise ConfigError(
+            f"cannot render the report: an input has a field of an unexpected shape ({type(e).__name__}: {e})",
+            hint="pass files written by edgecnn, unedited",
+        ) from None
 
 
 def write_html(text: str, out: Path) -> Path:

@@ -66,10 +66,10 @@ def layer_profile(key: str, alt: str, macs: Sequence[int], acts: Sequence[int]) 
 
     def draw(fig: Any) -> None:
         a, b = fig.subplots(2, 1, sharex=True)
-        xs = range(len(macs))
-        a.bar(xs, [m / 1e6 for m in macs], color=PALETTE[0], width=1.0)
+        edges = [i - 0.5 for i in range(len(macs) + 1)]  # one filled step path per panel, not one bar per layer
+        a.stairs([m / 1e6 for m in macs], edges, fill=True, color=PALETTE[0])
         a.set_ylabel("MMACs")
-        b.bar(xs, [v / 2**10 for v in acts], color=PALETTE[3], width=1.0)
+        b.stairs([v / 2**10 for v in acts], edges, fill=True, color=PALETTE[3])
         b.set_ylabel("output KiB (fp32)")
         b.set_xlabel("layer (network order)")
         for ax in (a, b):

@@ -62,6 +62,7 @@ def _full_inputs(bundle: Path) -> list[str]:
         str(FIX / "bench.json"),
         str(FIX / "profile.json"),
         str(FIX / "explain"),
+        str(FIX / "compare"),
     ]
 
 
@@ -105,6 +106,8 @@ def test_every_section_from_real_outputs(full_report: Path, bundle: Path) -> Non
     q = json.loads((FIX / "quant-report" / "report.json").read_text())
     assert f"{100 * q['fp32_vs_int8']['int8_top1']:.2f} %" in html
     assert q["layer_errors_worst10"][0]["node"] in html
+    # explanations: the overlay of explain and the side-by-side panel of explain compare, both embedded
+    assert html.count('<img src="data:image/png;base64,') == 2 and "Float model vs bundle" in html
 
 
 def test_self_contained_and_accessible(full_report: Path) -> None:

@@ -112,6 +112,7 @@ def main() -> None:
             "page_height_px": first.page_height,
             "viewport": [browser.width, browser.height],
             "binary": browser.binary,
+            "version": browser.version,
         },
         "screenshot": str(args.screenshot.relative_to(HERE.parent))
         if args.screenshot.is_relative_to(HERE.parent)
@@ -145,8 +146,8 @@ def main() -> None:
         "",
         f"Environment: {doc['environment']['cpu']}, {doc['environment']['cores']} cores, "
         f"Python {doc['environment']['python']}, load average {doc['load_average_1min']:.1f} (the build time grows "
-        f"with other load: it runs every bundle's golden self-test); Chromium `{c['binary']}` headless, a fresh tab "
-        "per load.",
+        f"with other load: it runs every bundle's golden self-test); {c['version']} (`{c['binary']}`) headless, "
+        "a fresh tab per load.",
         f"Screenshot: `{doc['screenshot']}` (the full page at {c['viewport'][0]} px wide, scaled to 800 px and 64 "
         "colours to keep the repository small).",
         "",

@@ -103,6 +103,7 @@ class Chromium:
         self._buf = b""
         self._events: list[dict[str, Any]] = []
         self._dialogs: list[tuple[str | None, str]] = []
+        self.version = "?"  # Browser.getVersion's product, once started
 
     def __enter__(self) -> Chromium:
         self._profile = tempfile.mkdtemp(prefix="edgecnn-chromium-")
@@ -143,7 +144,7 @@ class Chromium:
         for fd in high:
             os.close(fd)
         try:
-            self.call("Browser.getVersion")
+            self.version = self.call("Browser.getVersion").get("product", "?")
         except BrowserError:
             self.__exit__(None, None, None)
             raise

@@ -205,6 +205,18 @@ def test_out_is_a_directory(tmp_path: Path) -> None:
 # -- in a real browser -------------------------------------------------------------------------------------------
 
 
+# Click the "MACs" header of the static analysis table twice; return the column before and after.
+SORT_MACS = """(() => {
+  const t = document.querySelector('#static-analysis table.sortable');
+  const col = [...t.tHead.rows[0].cells].findIndex(c => c.textContent.trim() === 'MACs');
+  const values = () => [...t.tBodies[0].rows].map(r => Number(r.cells[col].dataset.v));
+  const before = values();
+  const b = t.tHead.rows[0].cells[col].querySelector('button');
+  b.click(); b.click();
+  return [before, values()];
+})()"""
+
+
 @pytest.fixture(scope="module")
 def chromium():
     with Chromium() as browser:  # one headless Chromium for the module; every page opens in a fresh tab
@@ -214,7 +226,7 @@ def chromium():
 @needs_chromium
 def test_report_in_headless_chromium(chromium: Chromium, full_report: Path, tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
-    page = chromium.open(full_report, screenshot=shot)
+    page = chromium.open(full_report, screenshot=shot, evaluate=SORT_MACS)
     assert page.console_errors == []
     assert page.other_requests == [], "the page fetched something besides itself and its data: URIs"
     assert page.sections == ALL_SECTIONS
@@ -222,6 +234,9 @@ def test_report_in_headless_chromium(chromium: Chromium, full_report: Path, tmp_
     assert len(page.images) >= 7
     for im in page.images:
         assert im["w"] > 0 and im["h"] > 0 and im["alt"], im
+    # the sorting enhancement works: MACs column of the per-layer table, descending after two clicks
+    unsorted, descending = page.evaluated
+    assert sorted(unsorted, reverse=True) == descending != unsorted
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
 
 

@@ -82,6 +82,7 @@ class PageReport:
     page_height: int = 0
     scripted: bool = False  # the page's own script ran (it marks <html class="js">)
     screenshot: Path | None = None
+    evaluated: Any = None  # what ``open(..., evaluate=JS)`` returned
 
     @property
     def other_requests(self) -> list[str]:
@@ -222,8 +223,11 @@ class Chromium:
 
     # -- pages ---------------------------------------------------------------------------------------------------
 
-    def open(self, path: Path, *, screenshot: Path | None = None, settle_s: float = 0.2) -> PageReport:
-        """Load ``path`` in a fresh tab; collect what it logged and requested, probe its images, optionally save a
+    def open(
+        self, path: Path, *, screenshot: Path | None = None, evaluate: str | None = None, settle_s: float = 0.2
+    ) -> PageReport:
+        """Load ``path`` in a fresh tab; collect what it logged and requested, probe its images, optionally run the
+        JavaScript expression ``evaluate`` in the page (its JSON-able value lands in ``evaluated``) and save a
         full-page PNG screenshot."""
         url = Path(path).resolve().as_uri()
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -257,6 +261,11 @@ class Chromium:
             page_height=int(probe["page_height"]),
             scripted=bool(probe["scripted"]),
         )
+        if evaluate is not None:
+            res = self.call("Runtime.evaluate", {"expression": evaluate, "returnByValue": True}, sid)
+            if "exceptionDetails" in res:
+                raise BrowserError(f"evaluate: {res['exceptionDetails'].get('text', 'exception')}")
+            report.evaluated = res["result"].get("value")
         if screenshot is not None:
             height = max(self.height, min(report.page_height, 16000))
             self.call(

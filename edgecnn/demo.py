@@ -16,6 +16,8 @@ from pathlib import Path
 
 import click
 
+DEMO_PROFILES = (("cortex-a76-rpi5", "int8"), ("jetson-orin-nano", "fp16"))
+
 
 def _section(title: str) -> None:
     click.secho(f"\n== {title} ==", bold=True)
@@ -116,10 +118,10 @@ def run(out: Path, *, train: bool) -> None:
         )
         report = sess.selftest()
         click.echo(f"  {target:8s} selftest: {'PASS' if report['ok'] else 'FAIL'} ({report['max_rel_error']:.1e})")
-    if train:
-        _train_stage(out)
-    _measure_stage(bundles)
-    click.echo(f"\nDone. Artifacts in {out}/ — try: edgecnn inspect {bundles['onnx']}")
+    trained = _train_stage(out) if train else []
+    bench_json = _measure_stage(bundles, trained, out)
+    report_stage(out, [*bundles.values(), *trained], bench_json)
+    click.echo(f"\nDone. Artifacts in {out}/ — open {out / 'report.html'}, or try: edgecnn inspect {bundles['onnx']}")
 
 
 def _edgecnn(*args: str) -> None:
@@ -131,29 +133,63 @@ def _edgecnn(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "edgecnn", *args], check=True)
 
 
-def _measure_stage(bundles: dict[str, Path]) -> None:
+def _measure_stage(bundles: dict[str, Path], trained: list[Path], out: Path) -> Path:
+    """Bench the bundles (and the trained digit bundles) against PyTorch; the JSON is kept for the report."""
+    import json
+    import subprocess
+    import sys
+
+    from edgecnn.bench.measure import BenchResult
+    from edgecnn.bench.results import table_rows
+    from edgecnn.cli.base import print_table
+
     _section("5. Measured here against PyTorch, predicted on devices not here")
-    _edgecnn(
-        "bench",
-        str(bundles["onnx"]),
-        str(bundles["openvino"]),
-        "efficientnet_lite0:eager",
-        "--threads",
-        "2",
-        "--iters",
-        "50",
-        "--baseline",
-        "efficientnet_lite0:eager",
-    )
-    _edgecnn("profile", "efficientnet_lite0", "--profile", "cortex-a76-rpi5", "--precision", "int8", "--top", "3")
-    _edgecnn("profile", "efficientnet_lite0", "--profile", "jetson-orin-nano", "--precision", "fp16", "--top", "3")
+    subjects = [str(bundles["onnx"]), str(bundles["openvino"]), *(str(b) for b in trained if b.is_dir())]
+    args = [*subjects, "efficientnet_lite0:eager", "--threads", "2", "--iters", "50"]
+    args += ["--baseline", "efficientnet_lite0:eager", "--per-layer", "--json"]
+    click.echo(f"$ edgecnn bench {' '.join(args)} > {out / 'bench.json'}")
+    text = subprocess.run([sys.executable, "-m", "edgecnn", "bench", *args], check=True, stdout=subprocess.PIPE).stdout
+    path = out / "bench.json"
+    path.write_bytes(text)
+    doc = json.loads(text)
+    results = [BenchResult(**{**r, "warnings": tuple(r["warnings"])}) for r in doc["results"]]
+    cols, rows = table_rows(results)
+    print_table(f"edgecnn bench — {results[0].environment.get('cpu')}, 2 threads", cols, rows)
+    for prof, prec in DEMO_PROFILES:
+        _edgecnn("profile", "efficientnet_lite0", "--profile", prof, "--precision", prec, "--top", "3")
+    return path
 
 
-def _train_stage(out: Path) -> None:
+def report_stage(out: Path, bundles: list[Path], bench_json: Path | None) -> Path:
+    """The last step: predictions on two device profiles as JSON, then ``edgecnn report`` over everything the demo
+    wrote (bundles, the training run, quantization reports, bench results) → ``out/report.html``."""
+    import json
+
+    from edgecnn.bench.estimate import estimate_model
+    from edgecnn.profiles import get_profile
+
+    _section("6. One HTML report of it all (self-contained: open it offline, attach it to a ticket)")
+    inputs = [str(b) for b in bundles if b.is_dir()]
+    if (out / "mnist" / "log.jsonl").is_file():
+        inputs.append(str(out / "mnist"))
+    if bench_json is not None:
+        inputs.append(str(bench_json))
+    for prof, prec in DEMO_PROFILES:  # the predictions stage 5 printed, as `edgecnn profile --json` writes them
+        est = estimate_model("efficientnet_lite0", get_profile(prof), precision=prec)
+        path = out / f"profile-{prof}-{prec}.json"
+        path.write_text(json.dumps(est.to_dict(), indent=2) + "\n", encoding="utf-8")
+        inputs.append(str(path))
+    report = out / "report.html"
+    _edgecnn("report", *inputs, "--out", str(report))
+    return report
+
+
+def _train_stage(out: Path) -> list[Path]:
+    """Train on the digits, export and quantize; returns the digit bundles (for the bench and the report)."""
     try:
         from edgecnn.train.quick import train_embedded_default
     except ImportError:
-        return
+        return []
     from edgecnn.exporters import ExportOptions, export_bundle
     from edgecnn.models.resolve import resolve_model
     from edgecnn.runtime import load
@@ -184,6 +220,7 @@ def _train_stage(out: Path) -> None:
         report = Path(f"{dest}-report") / "report.md"
         if report.exists():
             click.echo(report.read_text(encoding="utf-8"))
+    return [bundle, out / "mnist-onnx-int8", out / "mnist-openvino-int8"]
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from edgecnn.cli import (  # noqa: F401  (each command module registers itself o
     optimize_cmd,
     profile_cmd,
     quantize_cmd,
+    report_cmd,
     runtime_cmd,
     train_cmd,
 )

@@ -105,6 +105,11 @@ class OrtBackend:
             )
         except Exception as e:  # ORT raises its own exception types
             raise BackendError(f"onnxruntime cannot load {bundle.manifest.entry!r}: {_one_line(e)}") from None
+        if wanted[0] not in self._sess.get_providers():  # ORT falls back to the CPU silently (e.g. no CUDA libraries)
+            raise BackendError(
+                f"onnxruntime could not start {wanted[0]} (session runs on {', '.join(self._sess.get_providers())})",
+                hint="check the CUDA / cuDNN libraries onnxruntime-gpu needs (pip install onnxruntime-gpu[cuda,cudnn])",
+            )
         self.device = device
         self.raw = self._sess
         self.input_names = [i.name for i in self._sess.get_inputs()]

@@ -624,7 +624,11 @@ def _md(res: dict[str, Any], cmd: str) -> str:
         f"`{cmd}` — {res['machine']}, {res['date']}. Model: MobileNetV3-Small ×0.25, 4 classes, 32 px (onnx and "
         "openvino fp32 bundles). Raw figures: `reliability.json`.",
         "",
-        *[f"- {s}: `{c}`" for s, c in res.get("commands", {}).items() if c != cmd],
+        *[
+            f"- {', '.join(s for s, c2 in res.get('commands', {}).items() if c2 == c)}: `{c}`"
+            for c in dict.fromkeys(res.get("commands", {}).values())
+            if c != cmd
+        ],
         "",
         "| check | count | result |",
         "|---|---|---|",

@@ -128,3 +128,15 @@ def test_quantize_api_writes_bundle_and_report(tmp_path):
     assert 0 < chk["coverage"]["median_range_covered"] <= 1 and "276 more" in chk["recommendation"]
     assert "Calibration set: 24 samples, 24 distinct images." in md and "Recommendation: add 276" in md
     assert res.report_files["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cpu_without_vnni_is_a_warning_only_when_judged() -> None:
+    """An AVX2 x86 CPU without VNNI/AMX saturates ORT/OpenVINO int8 convolutions (Lite0: 8 dB vs 26 dB output
+    SQNR on such a machine): quantizing there says so; lint without a machine says nothing about CPUs."""
+    from edgecnn.runtime.env import int8_saturates
+
+    net = edgecnn.create_model("mobilenet_v2", num_classes=10).eval()
+    assert "cpu-int8-saturation" in _codes(lint_model(net, cpu_flags=["avx2", "fma"]))
+    for flags in (["avx2", "avx512f", "avx512_vnni"], ["avx2", "avx_vnni"], ["avx2", "amx_int8"], ["asimd"], None):
+        assert "cpu-int8-saturation" not in _codes(lint_model(net, cpu_flags=flags)), flags
+    assert int8_saturates(["avx2"]) and not int8_saturates(["asimd"]) and not int8_saturates(["avx2", "avx_vnni"])

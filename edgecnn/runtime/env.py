@@ -8,7 +8,10 @@ import platform
 from pathlib import Path
 from typing import Any
 
-_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "asimd", "sve")
+_FLAGS = (
+    "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "asimd", "sve",
+)  # fmt: skip
+_INT8_DOT = ("avx512_vnni", "avx_vnni", "amx_int8")  # x86 int8 dot products that accumulate in int32
 _LIBS = ("edgecnn", "numpy", "torch", "onnx", "onnxruntime", "openvino", "nncf", "tensorrt")
 
 
@@ -26,6 +29,18 @@ def _cpuinfo() -> tuple[str, list[str]]:
     except OSError:
         pass
     return model, flags
+
+
+def int8_saturates(flags: list[str] | None = None) -> bool:
+    """True on an x86 CPU without VNNI / AMX: ONNX Runtime's and OpenVINO's u8×s8 int8 convolutions then multiply
+    and add byte pairs into int16 (``vpmaddubsw``), which saturates — an INT8 model runs measurably less exactly
+    than its Q/DQ graph says (EfficientNet-Lite0: output SQNR 8 dB instead of 26 dB,
+    benchmarks/results/quant_calib_cli.md). ``flags``: a fingerprint's ``cpu_flags`` (default: this machine's)."""
+    if flags is None:
+        if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
+            return False
+        _, flags = _cpuinfo()
+    return "avx2" in flags and not any(f in flags for f in _INT8_DOT)
 
 
 def fingerprint(threads: int | None = None) -> dict[str, Any]:

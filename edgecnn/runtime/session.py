@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,9 @@ class Prediction:
     index: int
     label: str
     score: float
+
+
+log = logging.getLogger(__name__)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -149,7 +153,19 @@ def load(
             ) from None
         raise
     _check_io_names(session)
+    if b.manifest.precision == "int8" and str(session.backend.device).lower() in ("cpu", "none") and _saturating():
+        log.warning(
+            "this x86 CPU has no VNNI/AMX: its int8 convolutions saturate (u8×s8 pairs in int16); %s may be less "
+            "accurate here than on the device it was made for — check its self-test and accuracy on this CPU",
+            b.root.name,
+        )
     return session
+
+
+def _saturating() -> bool:
+    from edgecnn.runtime.env import int8_saturates
+
+    return int8_saturates()
 
 
 def _check_top_k(k: int) -> None:

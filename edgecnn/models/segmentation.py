@@ -21,6 +21,7 @@ from torch import nn
 
 from edgecnn.layers.activations import Act
 from edgecnn.layers.conv_bn_act import ConvBNAct
+from edgecnn.layers.geometry import make_divisible
 from edgecnn.layers.upsample import Resize, TransposedConvUp
 from edgecnn.models.blocknet import BlockNet, FeatureNet
 from edgecnn.models.mobilenet_v3 import CONFIGS as MBV3_CONFIGS
@@ -33,6 +34,7 @@ LARGE_DILATED = (
     *MBV3_CONFIGS["mobilenet_v3_large"].arch[:-1],
     ("ir_k5_s2_d2_m672_c160_se", "ir_r2_k5_d2_m960_c160_se"),  # 16×: dilated instead of strided
 )
+UNET_DECODER = (96, 64, 48, 32)  # decoder widths at strides 16, 8, 4, 2 (scaled by width_mult)
 LOW_MODULE = "blocks.2.0"  # torchvision's features[4]: the first block at stride 8 (40 channels)
 
 # VOC's 21 classes, as torchvision's segmentation weights name them.
@@ -121,6 +123,7 @@ class UNet(nn.Module):
     ``fuses[i]`` (3×3 ConvBNAct) … → ``final_up`` (2× transposed conv) → ``classifier`` (1×1 conv)."""
 
     output_stride = 1
+    input_multiple = 32  # every skip must meet its upsampled map exactly
 
     def __init__(self, encoder: FeatureNet, num_classes: int, decoder_chs: tuple[int, ...] = (96, 64, 48, 32)) -> None:
         super().__init__()
@@ -164,7 +167,8 @@ def build_unet(backbone: str, opts: ModelOptions) -> nn.Module:
         drop_path_rate=opts.drop_path_rate,
         features_only=True,
     )
-    return UNet(encoder, opts.num_classes)
+    wm = opts.width_mult or 1.0  # the decoder follows the encoder's width
+    return UNet(encoder, opts.num_classes, tuple(make_divisible(c * wm, 8) for c in UNET_DECODER))
 
 
 register_model(

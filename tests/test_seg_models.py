@@ -108,3 +108,33 @@ def test_sr_analysis_counts_deconv_and_pixel_shuffle() -> None:
     shuffle = next(r for r in e.layers if r.type == "PixelShuffle")
     assert shuffle.output_shape == (1, 1, 96, 96) and shuffle.macs == 0
     assert e.macs == 32 * 32 * (1 * 64 * 25 + 64 * 32 * 9 + 32 * 9 * 9)
+
+
+def test_estimator_ops_know_decoder_ops() -> None:
+    from edgecnn.bench.roofline import model_ops
+
+    with torch.device("meta"):
+        lraspp, fsrcnn, espcn = (create_model(n) for n in (LRASPP, "fsrcnn_x3", "espcn_x3"))
+    resizes = [op for op in model_ops(lraspp, 64) if op.type == "Resize"]
+    assert len(resizes) == 2 and resizes[-1].out_elems == 21 * 64 * 64 and resizes[-1].elements == 4 * 21 * 64 * 64
+    deconv = [op for op in model_ops(fsrcnn, 32) if op.type == "ConvTranspose2d"]
+    assert len(deconv) == 1 and deconv[0].kind == "dense" and deconv[0].macs == 32 * 32 * 56 * 81
+    shuffle = [op for op in model_ops(espcn, 32) if op.type == "DepthToSpace"]
+    assert len(shuffle) == 1 and shuffle[0].elements == 0 and shuffle[0].out_elems == 96 * 96
+
+
+def test_cli_bench_and_profile_on_dense_models() -> None:
+    from click.testing import CliRunner
+
+    from edgecnn.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["profile", "espcn_x3", "-p", "cortex-a76-rpi5", "-r", "32", "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["total_ms"] > 0 and data["by_kind_ms"]["dense"] > 0
+    r = CliRunner().invoke(
+        cli, ["bench", "run", "espcn_x3:eager", "-r", "16", "--warmup", "1", "--iters", "3", "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["analyze", LRASPP, "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["params"] == 3_221_538

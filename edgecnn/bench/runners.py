@@ -123,7 +123,8 @@ def load_torch(
     n_params = sum(p.numel() for p in model.parameters())
 
     def make(batch: int) -> Callable[[], Any]:
-        x = torch.from_numpy(_input(batch, (batch, 3, res, res))).contiguous(memory_format=fmt)
+        chans = model.edgecnn_options.in_chans  # 1 for the super-resolution nets (the Y channel)
+        x = torch.from_numpy(_input(batch, (batch, chans, res, res))).contiguous(memory_format=fmt)
         if mode is TorchMode.COMPILE:
             # every compiled subject starts from a clean dynamo cache: zoo models share forward code objects, so
             # one model's guards and recompile limits must not decide how the next one runs

@@ -36,6 +36,7 @@ from edgecnn.train.recipe import Recipe
 
 logger = logging.getLogger(__name__)
 SEG_LOSSES, SR_LOSSES = ("cross_entropy", "dice", "ce_dice"), ("l1", "l2")
+SR_TILE = 128  # low-resolution tile of exported super-resolution bundles
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,8 +96,9 @@ def load_dense_data(recipe: Recipe, task: str, scale: int = 1) -> DenseData:
             train_names, held = sr.TRAIN_PHOTOS, sr.eval_pairs(scale)
         else:
             raise ConfigError(f"a super-resolution model needs data.source photos, not {d.source!r}")
+        # input_size: the tile a static bundle runs (the runtime tiles larger images), not the training patch
         pre = Preprocessing(
-            input_size=dn.patch_size, color="L", crop_mode="resize", resize_size=None, mean=(0.0,), std=(1.0,)
+            input_size=SR_TILE, color="L", crop_mode="resize", resize_size=None, mean=(0.0,), std=(1.0,)
         )
         return DenseData(task=task, train=train_names, val=held, test=held, classes=(), preprocessing=pre, scale=scale)
     raise ConfigError(f"task {task!r} has no dense trainer")

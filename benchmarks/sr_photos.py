@@ -38,6 +38,7 @@ def main() -> int:
     from edgecnn.exporters import ExportOptions, Precision, export_bundle
     from edgecnn.models.resolve import resolve_model
     from edgecnn.quant.config import QuantConfig
+    from edgecnn.quant.int8_ops import bundle_int8_ops
     from edgecnn.quant.samples import SampleSet
     from edgecnn.train.dense import evaluate_sr, fit_dense, load_dense_data, torch_upscaler
     from edgecnn.train.recipe import load_recipe
@@ -57,15 +58,21 @@ def main() -> int:
     net, _ = resolve_model(str(res.checkpoint))
     rows = [{"path": "pytorch fp32 (whole photo)", **_short(evaluate_sr(torch_upscaler(net), data.test, scale))}]
     calib, _ = sr_patches(TRAIN_PHOTOS, scale, n=args.calibration, lr_patch=TILE, seed=123)
+    # the output layer (ESPCN's sub-pixel conv, FSRCNN's deconvolution) is where 8-bit steps show in the image:
+    # INT8 is measured fully quantized and with that one layer kept in float
+    last = "to_subpixels" if hasattr(net, "to_subpixels") else "deconv"
     for target in ("onnx", "openvino"):
-        for prec in ("fp32", "int8"):
+        for prec in ("fp32", "int8", "int8-last-float"):
             quant = None
-            if prec == "int8":
-                quant = QuantConfig(calibration=SampleSet(data=calib, source="LR tiles of the training photos"))
+            if prec.startswith("int8"):
+                keep = (last,) if prec == "int8-last-float" else ()
+                quant = QuantConfig(
+                    calibration=SampleSet(data=calib, source="LR tiles of the training photos"), keep_float=keep
+                )
             t = time.perf_counter()
             r = export_bundle(
                 net,
-                ExportOptions(target=target, precision=Precision(prec), resolution=TILE, quant=quant),
+                ExportOptions(target=target, precision=Precision(prec[:4]), resolution=TILE, quant=quant),
                 out / f"{target}-{prec}",
             )
             sess = runtime.load(r.bundle)
@@ -77,6 +84,7 @@ def main() -> int:
                     "export_s": round(time.perf_counter() - t, 1),
                     "parity_max_rel_error": r.manifest["parity"].get("max_rel_error"),
                     "fp32_cosine": r.manifest["parity"].get("fp32_cosine"),
+                    **({"int8_ops": bundle_int8_ops(r.bundle)} if quant else {}),
                 }
             )
             print(rows[-1], flush=True)
@@ -96,7 +104,7 @@ def main() -> int:
         "rows": rows,
         "must_show": {
             "gain_ge_1db": rows[0]["gain_db"] >= 1.0,
-            "int8_within_0.3db": all(abs(fp32 - r["psnr"]) <= 0.3 for r in rows if "int8" in r["path"]),
+            "int8_within_0.3db": {r["path"]: abs(fp32 - r["psnr"]) <= 0.3 for r in rows if "int8" in r["path"]},
         },
     }
     write_result(f"sr_photos{tag}.json", result)

@@ -142,3 +142,36 @@ def test_cli_run_writes_overlay_and_upscaled_png(tmp_path_factory, tmp_path) -> 
     assert Image.open(tmp_path / "o" / "photo.x3.png").size == (144, 120)
     r = runner.invoke(cli, ["run", str(sr.bundle), str(tmp_path / "missing.png")])
     assert r.exit_code != 0 and "does not exist" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.slow
+def test_tensorrt_ready_onnx_of_lraspp(tmp_path) -> None:
+    """The TensorRT target writes a TensorRT-ready ONNX (engine built on the device): only parser-supported ops, and
+    bilinear resizes with half_pixel coordinates (align_corners=False), which TensorRT implements like PyTorch — the
+    mismatch of TensorRT #273 / onnx-tensorrt #457 comes from align_corners=True / asymmetric modes."""
+    import onnx
+
+    from edgecnn.exporters.trt_ops import TRT_SUPPORTED_OPS
+
+    torch.manual_seed(0)
+    m = edgecnn.create_model("lraspp_mobilenet_v3_large").eval()
+    res = export_bundle(m, ExportOptions(target="tensorrt", resolution=64), tmp_path / "trt")
+    assert res.manifest["parity"]["ok"] and res.manifest["task"]["kind"] == "segmentation"
+    graph = onnx.load(str(res.bundle / res.manifest["entry"])).graph
+    assert not {n.op_type for n in graph.node} - TRT_SUPPORTED_OPS
+    resizes = [n for n in graph.node if n.op_type == "Resize"]
+    assert len(resizes) == 2
+    for n in resizes:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        assert attrs["mode"] == b"linear" and attrs["coordinate_transformation_mode"] == b"half_pixel"
+
+
+@pytest.mark.tensorrt
+def test_tensorrt_engine_runs_dense_bundle(tmp_path) -> None:
+    """On an NVIDIA device with TensorRT: the engine built from an SR bundle reproduces its golden vectors."""
+    pytest.importorskip("tensorrt")
+    m = _model(SR)
+    res = export_bundle(m, ExportOptions(target="tensorrt", resolution=16), tmp_path / "trt")
+    sess = runtime.load(res.bundle, backend="tensorrt")
+    assert sess.selftest()["ok"]
+    assert sess.upscale(np.zeros((20, 20, 3), np.uint8)).shape == (60, 60, 3)

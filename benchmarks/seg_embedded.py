@@ -26,6 +26,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", dest="sets", action="append", default=[], help="recipe override KEY=VALUE")
     ap.add_argument("--calibration", type=int, default=128, help="training canvases used for INT8 calibration")
+    ap.add_argument("--from-run", help="skip training: export and score this finished run directory (its run/)")
     args = ap.parse_args()
 
     import numpy as np
@@ -34,6 +35,7 @@ def main() -> int:
     from edgecnn import runtime
     from edgecnn.exporters import ExportOptions, Precision, export_bundle
     from edgecnn.quant.config import QuantConfig
+    from edgecnn.quant.int8_ops import bundle_int8_ops
     from edgecnn.quant.samples import SampleSet
     from edgecnn.train.dense import evaluate_segmentation, fit_dense, load_dense_data, torch_predictor
     from edgecnn.train.recipe import load_recipe
@@ -43,11 +45,23 @@ def main() -> int:
     recipe = load_recipe("seg_canvases", [*args.sets, f"train.threads={args.threads}"])
     data = load_dense_data(recipe, "segmentation")
     out = scratch_dir("seg_embedded")
-    shutil.rmtree(out, ignore_errors=True)
-    t0 = time.perf_counter()
-    res = fit_dense(recipe, out / "run", data=data, report=lambda m: print(m, flush=True))
-    train_s = time.perf_counter() - t0
-    load_after_train = list(__import__("os").getloadavg())
+    if args.from_run:  # score and export a finished run of this script (its log holds the epochs' times)
+        import json
+        from types import SimpleNamespace
+
+        run = Path(args.from_run)
+        history = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+        res = SimpleNamespace(checkpoint=run / "model.safetensors", epochs=len(history), history=history)
+        train_s = sum(h["epoch_time_s"] for h in history)
+        load_after_train = None
+        out = out.with_name("seg_embedded_export")
+        shutil.rmtree(out, ignore_errors=True)
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+        t0 = time.perf_counter()
+        res = fit_dense(recipe, out / "run", data=data, report=lambda m: print(m, flush=True))
+        train_s = time.perf_counter() - t0
+        load_after_train = list(__import__("os").getloadavg())
 
     from edgecnn.models.resolve import resolve_model
 
@@ -89,6 +103,7 @@ def main() -> int:
                     "export_s": round(export_s, 1),
                     "parity": r.manifest["parity"].get("max_rel_error"),
                     "quantized_ops": _quantized_summary(q),
+                    **({"int8_ops": bundle_int8_ops(r.bundle)} if quant else {}),
                 }
             )
             print(rows[-1], flush=True)
@@ -100,7 +115,8 @@ def main() -> int:
         "recipe": recipe.to_dict(),
         "environment": env,
         "load_average_after_training": load_after_train,
-        "train_wall_s": round(train_s, 1),
+        "train_wall_s": round(train_s, 1),  # with --from-run: the sum of the logged epoch times
+        "from_run": args.from_run,
         "epochs": res.epochs,
         "history": res.history,
         "test_canvases": len(data.test),

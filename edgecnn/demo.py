@@ -227,7 +227,7 @@ def dense_stage(out: Path, *, seg_steps: int = 24, sr_steps: int = 120) -> dict[
     click.echo(
         f"  U-Net {seg_steps} steps: test mIoU {seg_res.test['miou']:.1%}, "
         f"pixel acc {seg_res.test['pixel_accuracy']:.1%} "
-        f"(a demo-length run; the benchmark trains it to ≥ 85 %) → {bundle}, overlay {out / 'seg-overlay.png'}"
+        f"(demo-length; benchmarks/seg_embedded.py trains it fully) → {bundle}, overlay {out / 'seg-overlay.png'}"
     )
     sr = load_recipe("sr_photos", ["optim.epochs=1", f"dense.train_samples={sr_steps * 32}", "optim.warmup_epochs=0.1"])
     sr_res = fit_dense(sr, out / "sr", report=quiet)

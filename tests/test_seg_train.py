@@ -103,3 +103,14 @@ def test_cli_trains_super_resolution(tmp_path) -> None:
     summary = json.loads(r.stdout[r.stdout.index("{") :])  # epoch lines may come first
     assert summary["epochs"] == 1 and {"psnr", "bicubic_psnr", "ssim", "gain_db"} <= set(summary["test"])
     assert (tmp_path / "sr" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_demo_dense_stage(tmp_path) -> None:
+    from edgecnn.demo import dense_stage
+
+    out = dense_stage(tmp_path, seg_steps=2, sr_steps=4)
+    assert set(out) == {"seg", "sr"} and 0 <= out["seg"]["miou"] <= 1
+    for name in ("seg-overlay.png", "sr-x3.png", "sr-input.png"):
+        assert (tmp_path / name).is_file()
+    assert Image.open(tmp_path / "sr-x3.png").size == (450, 300)  # chelsea 451×300 → LR 150×100 → ×3

@@ -26,6 +26,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", dest="sets", action="append", default=[], help="recipe override KEY=VALUE")
     ap.add_argument("--calibration", type=int, default=128, help="training canvases used for INT8 calibration")
+    ap.add_argument("--tag", default="", help="suffix of the result files and scratch folder (a second run)")
     ap.add_argument("--from-run", help="skip training: export and score this finished run directory (its run/)")
     args = ap.parse_args()
 
@@ -44,7 +45,8 @@ def main() -> int:
     env = environment(args.threads)
     recipe = load_recipe("seg_canvases", [*args.sets, f"train.threads={args.threads}"])
     data = load_dense_data(recipe, "segmentation")
-    out = scratch_dir("seg_embedded")
+    name = f"seg_embedded{'_' + args.tag if args.tag else ''}"
+    out = scratch_dir(name)
     if args.from_run:  # score and export a finished run of this script (its log holds the epochs' times)
         import json
         from types import SimpleNamespace
@@ -129,8 +131,8 @@ def main() -> int:
             "int8_within_1_point": all(abs(fp32 - r["miou"]) <= 0.01 for r in rows if "int8" in r["path"]),
         },
     }
-    write_result("seg_embedded.json", result)
-    _markdown(result)
+    write_result(f"{name}.json", result)
+    _markdown(result, f"{name}.md")
     return 0
 
 
@@ -150,7 +152,7 @@ def _quantized_summary(q: dict) -> dict | None:
     return keep or {"keys": sorted(q)[:12]}
 
 
-def _markdown(r: dict) -> None:
+def _markdown(r: dict, fname: str) -> None:
     lines = [
         "# Embedded segmentation (U-Net decoder on MobileNetV3-Small, digit canvases)",
         "",
@@ -180,7 +182,7 @@ def _markdown(r: dict) -> None:
         f"Must show: {r['must_show']}",
         "",
     ]
-    (RESULTS / "seg_embedded.md").write_text("\n".join(lines))
+    (RESULTS / fname).write_text("\n".join(lines))
 
 
 if __name__ == "__main__":

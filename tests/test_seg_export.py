@@ -22,13 +22,13 @@ from edgecnn.quant.samples import SampleSet
 from edgecnn.runtime.dense import check_task, rgb_to_ycbcr, ycbcr_to_rgb
 
 SEG, SR = "unet_mobilenet_v3_small", "espcn_x3"
-RES = {SEG: 64, SR: 16}
+RES = {SEG: 32, SR: 16}
 _CACHE: dict[tuple, object] = {}
 
 
 def _model(name: str):
     torch.manual_seed(0)
-    m = edgecnn.create_model(name, num_classes=4) if name == SEG else edgecnn.create_model(name)
+    m = edgecnn.create_model(name, num_classes=4, width_mult=0.5) if name == SEG else edgecnn.create_model(name)
     randomize_batchnorm(m)
     if name == SEG:
         m.classes = ("background", "a", "b", "c")

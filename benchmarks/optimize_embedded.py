@@ -43,6 +43,7 @@ def _dominates(a: dict, b: dict) -> bool:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", help="a trained mnist_embedded checkpoint (default: train one)")
+    ap.add_argument("--epochs", type=int, help="train the recipe for this many epochs (default: the recipe's 28)")
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads for bundles and PyTorch alike")
     ap.add_argument("--rpi5-latency", type=float, default=1.0, help="latency budget (ms) on cortex-a76-rpi5")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "optimize_embedded.json")
@@ -62,9 +63,15 @@ def main() -> None:
             from edgecnn.train.quick import train_embedded_default
 
             t0 = time.perf_counter()
-            tr = train_embedded_default(work / "train", overrides=["train.threads=1", "train.progress=false"])
+            tr = train_embedded_default(
+                work / "train", epochs=args.epochs, overrides=["train.threads=1", "train.progress=false"]
+            )
             ckpt = str(tr.checkpoint)
-            res["train"] = {"test_top1": tr.test_top1, "seconds": round(time.perf_counter() - t0, 1)}
+            res["train"] = {
+                "test_top1": tr.test_top1,
+                "epochs": tr.epochs,
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
         res["checkpoint"] = ckpt
         out = work / "opt"
         p, secs = _edgecnn("optimize", ckpt, "--device", "local", "--max-latency-ratio", "0.125", "--max-drop", "0.5",
@@ -107,7 +114,11 @@ def markdown(res: dict) -> str:
         "(a shared machine: latency figures carry its noise; ratios are measured side by side).",
         "",
         f"Model: `{rec['model']}` (mnist_embedded: MobileNetV2 ×0.5, 36 px"
-        + (f", trained here to test top-1 {100 * res['train']['test_top1']:.2f} %" if "train" in res else "")
+        + (
+            f", trained here for {res['train']['epochs']} epochs to test top-1 {100 * res['train']['test_top1']:.2f} %"
+            if "train" in res
+            else ""
+        )
         + f"). fp32 PyTorch reference top-1 {100 * rec['baseline']['reference_top1']:.2f} % on the embedded test "
         "split; "
         f"PyTorch eager fp32 p50 {rec['baseline'].get('pytorch_eager_fp32_ms', float('nan')):.3f} ms.",

@@ -13,6 +13,7 @@ import logging
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -119,6 +120,8 @@ def run(out: Path, *, train: bool) -> None:
         report = sess.selftest()
         click.echo(f"  {target:8s} selftest: {'PASS' if report['ok'] else 'FAIL'} ({report['max_rel_error']:.1e})")
     trained = _train_stage(out) if train else []
+    if train:
+        dense_stage(out)
     bench_json = _measure_stage(bundles, trained, out)
     report_stage(out, [*bundles.values(), *trained], bench_json)
     click.echo(f"\nDone. Artifacts in {out}/ — open {out / 'report.html'}, or try: edgecnn inspect {bundles['onnx']}")
@@ -221,6 +224,66 @@ def _train_stage(out: Path) -> list[Path]:
         if report.exists():
             click.echo(report.read_text(encoding="utf-8"))
     return [bundle, out / "mnist-onnx-int8", out / "mnist-openvino-int8"]
+
+
+def dense_stage(out: Path, *, seg_steps: int = 24, sr_steps: int = 120) -> dict[str, Any]:
+    """4c. Encoder-decoder CNNs, briefly: a U-Net (transposed-conv decoder on MobileNetV3-Small) trained a few dozen
+    steps on the embedded digit canvases and ESPCN ×3 a hundred steps on embedded photos, both exported to ONNX,
+    run by the runtime: an overlay PNG of a held-out canvas and the upscaled held-out photo. Short by design
+    (≈ 60 s on 2 cores): benchmarks/seg_embedded.py and sr_photos.py train them to their targets."""
+    try:
+        from edgecnn.train.dense import evaluate_sr, fit_dense, load_dense_data
+    except ImportError:
+        return {}
+    import numpy as np
+    from PIL import Image
+
+    from edgecnn.data.superres import eval_pairs, photo
+    from edgecnn.exporters import ExportOptions, export_bundle
+    from edgecnn.models.resolve import resolve_model
+    from edgecnn.runtime import load
+    from edgecnn.runtime.dense import overlay
+    from edgecnn.train.recipe import load_recipe
+
+    _section("4c. Encoder-decoder CNNs: segmentation (transposed convs + skips) and super-resolution, exported, run")
+    quiet = lambda _m: None  # noqa: E731
+    bs = 16
+    seg = load_recipe(
+        "seg_canvases",
+        ["optim.epochs=1", f"dense.train_samples={seg_steps * bs}", "dense.eval_samples=32", f"data.batch_size={bs}"],
+    )
+    seg_res = fit_dense(seg, out / "seg", report=quiet)
+    net, _ = resolve_model(str(seg_res.checkpoint))
+    bundle = export_bundle(net, ExportOptions(target="onnx"), out / "seg-onnx", overwrite=True).bundle
+    sess = load(bundle)
+    test = load_dense_data(seg, "segmentation").test
+    canvas = test.images[0]
+    mask = sess.segment(canvas)
+    Image.fromarray(
+        np.kron(overlay(canvas, mask, np.asarray(sess.task["palette"], np.uint8)), np.ones((4, 4, 1), np.uint8))
+    ).save(out / "seg-overlay.png")
+    click.echo(
+        f"  U-Net {seg_steps} steps: test mIoU {seg_res.test['miou']:.1%}, "
+        f"pixel acc {seg_res.test['pixel_accuracy']:.1%} "
+        f"(demo-length; benchmarks/seg_embedded.py trains it fully) → {bundle}, overlay {out / 'seg-overlay.png'}"
+    )
+    sr = load_recipe("sr_photos", ["optim.epochs=1", f"dense.train_samples={sr_steps * 32}", "optim.warmup_epochs=0.1"])
+    sr_res = fit_dense(sr, out / "sr", report=quiet)
+    net, _ = resolve_model(str(sr_res.checkpoint))
+    bundle = export_bundle(net, ExportOptions(target="onnx", resolution=128), out / "sr-onnx", overwrite=True).bundle
+    sess = load(bundle)
+    held = photo("chelsea")
+    lr_rgb = np.asarray(Image.fromarray(held).resize((held.shape[1] // 3, held.shape[0] // 3), Image.BICUBIC))
+    Image.fromarray(lr_rgb).save(out / "sr-input.png")
+    up = sess.upscale(lr_rgb)
+    Image.fromarray(up).save(out / "sr-x3.png")
+    scores = evaluate_sr(sess.upscale_y, eval_pairs(3, ("chelsea",)), 3)
+    click.echo(
+        f"  ESPCN ×3 {sr_steps} steps, held-out photo 'chelsea' through the runtime: "
+        f"PSNR(Y) {scores['psnr']:.2f} dB vs "
+        f"bicubic {scores['bicubic_psnr']:.2f} dB → {out / 'sr-x3.png'} ({up.shape[1]}×{up.shape[0]})"
+    )
+    return {"seg": seg_res.test, "sr": scores}
 
 
 def main() -> None:

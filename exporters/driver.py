@@ -342,7 +342,29 @@ def _manifest(plan: _Plan, opts: ExportOptions, built: Built, golden: dict[str, 
         "quantization": built.quantization,
         "backend_options": {**built.backend_options, "runtime_backend": plan.target.runtime_backend},
         "parity": None,
+        **({"task": task} if (task := task_block(plan.net, plan.labels)) else {}),
     }
+
+
+def task_block(net: nn.Module, labels: list[str] | None) -> dict[str, Any] | None:
+    """The manifest's ``task`` block of a dense model (edgecnn/runtime/dense.py); None for a classifier."""
+    kind = getattr(net, "task", "classification")
+    if kind == "segmentation":
+        from edgecnn.data.segmentation import IGNORE_INDEX, default_palette
+
+        k = int(getattr(net, "num_classes", 0)) or len(labels or [])
+        classes = list(labels) if labels and len(labels) == k else [f"class_{i}" for i in range(k)]
+        return {
+            "kind": kind,
+            "classes": classes,
+            "palette": default_palette(k).tolist(),
+            "output_stride": int(getattr(net, "output_stride", 1)),
+            "input_multiple": int(getattr(net, "input_multiple", 1)),
+            "ignore_index": IGNORE_INDEX,
+        }
+    if kind == "super_resolution":
+        return {"kind": kind, "scale": int(net.scale), "color_space": "YCbCr-BT601", "channel": "Y"}
+    return None
 
 
 def _check_parity_result(plan: _Plan, opts: ExportOptions, parity: dict[str, Any], notes: list[str]) -> None:

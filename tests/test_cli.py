@@ -71,7 +71,8 @@ def test_list_models_json(fast_list: dict[str, tuple[int, int]]) -> None:
     rows = json.loads(result.stdout)
     assert [r["name"] for r in rows] == list_models()
     for r in rows:
-        assert set(r) == {"name", "family", "resolution", "params", "macs", "paper"}
+        assert set(r) == {"name", "family", "task", "resolution", "params", "macs", "paper"}
+        assert r["task"] == get_model_entry(r["name"]).task
         assert type(r["params"]) is int and type(r["macs"]) is int and type(r["resolution"]) is int
         assert (r["params"], r["macs"]) == fast_list[r["name"]]
         assert r["family"] == get_model_entry(r["name"]).family
@@ -112,6 +113,7 @@ def test_analyze_json_golden() -> None:
         "input_shape": [1, 3, 224, 224],
         "params": 3_504_872,  # torchvision
         "macs": 300_774_272,  # torchvision
+        "resize_macs": 0,
         "activation_bytes": 77_862_304,  # sum of every layer's fp32 output (regression golden)
         "peak_activation_bytes": 4 * 96 * 112 * 112,  # the first 6× expansion at 112×112
         "weight_bytes_fp32": 4 * 3_504_872,

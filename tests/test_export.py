@@ -9,7 +9,7 @@ import edgecnn
 from edgecnn import runtime
 from tests.export_helpers import export_cached, small_res, torch_reference
 
-MODELS = edgecnn.list_models()
+MODELS = edgecnn.list_models("classification")  # dense models: tests/test_seg_export.py
 # One model per family runs by default; the whole zoo runs with `-m slow` (see README, "Tests").
 FP32_DEFAULT = {
     "mobilenet_v1",

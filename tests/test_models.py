@@ -20,7 +20,7 @@ from edgecnn.registry import Registry
 from edgecnn.runtime import Preprocessing
 from tests.tv_reference import TV_MODELS, tv_fixture
 
-ALL_MODELS = list_models()
+ALL_MODELS = list_models("classification")  # dense models: tests/test_seg_models.py
 BLOCKNET_MODELS = [n for n in ALL_MODELS if n != "alexnet"]
 EFFICIENTNET_B = [n for n in TV_MODELS if n.startswith("efficientnet_b")]
 # One or two members of each family, including variants whose own multipliers are not 1 (b3, lite4).
@@ -64,7 +64,7 @@ def _params(model: nn.Module) -> int:
 def test_zoo_contents() -> None:
     assert set(ALL_MODELS) == EXPECTED_ZOO
     assert sorted(ALL_MODELS) == ALL_MODELS
-    assert edgecnn.list_models() == ALL_MODELS  # the lazy top-level export
+    assert edgecnn.list_models("classification") == ALL_MODELS  # the lazy top-level export
 
 
 # -- every model builds and runs --------------------------------------------------------------------------------------

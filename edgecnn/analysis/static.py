@@ -2,7 +2,10 @@
 
 MACs follow the convention of torchvision's "GFLOPS" column (its weight tables): multiply-accumulates of
 Conv2d/ConvTranspose2d and Linear at the given batch; BN, activations, pooling, residual adds and SE multiplies
-are not counted (SE's 1×1 convs are). The model runs once on the *meta* device when its parameters live there
+are not counted (SE's 1×1 convs are). Resizes (``edgecnn.layers.Resize``) and pixel shuffles (``DepthToSpace``)
+are listed per layer; pixel shuffle is a pure copy (0 MACs), and the interpolation taps of bilinear resizes
+(4 per output element) are reported apart as ``resize_macs`` so ``macs`` stays comparable with published
+figures. The model runs once on the *meta* device when its parameters live there
 (no memory, no compute), so even EfficientNet-B7 at 600 px is analysed in well under a second.
 """
 
@@ -15,6 +18,7 @@ from torch import nn
 
 from edgecnn.analysis.walk import LayerCall, input_channels, walk_layers
 from edgecnn.errors import InputSpecError
+from edgecnn.layers.upsample import Resize
 
 _LEAF_TYPES = (
     nn.Conv2d,
@@ -33,6 +37,10 @@ _LEAF_TYPES = (
     nn.AdaptiveMaxPool2d,
     nn.Dropout,
     nn.Dropout2d,
+    nn.Tanh,
+    nn.PixelShuffle,
+    nn.Upsample,
+    Resize,
 )
 
 
@@ -60,6 +68,7 @@ class ModelStats:
     input_shape: tuple[int, ...]
     params: int
     macs: int
+    resize_macs: int  # bilinear interpolation taps, not in ``macs`` (published MAC counts leave resizes out)
     activation_bytes: int  # sum of every layer's fp32 output
     peak_activation_bytes: int  # largest single layer output (a lower bound on working memory)
     weight_bytes_fp32: int
@@ -128,6 +137,7 @@ def analyze(
         input_shape=(batch, c, h, w),
         params=params,
         macs=sum(r.macs for r in rows),
+        resize_macs=sum(c.out_elems * c.module.taps() for c in calls if isinstance(c.module, Resize)),
         activation_bytes=sum(acts),
         peak_activation_bytes=max(acts, default=0),
         weight_bytes_fp32=4 * params,
@@ -142,7 +152,7 @@ def analyze_named(
     resolution: int | None = None,
     *,
     batch: int = 1,
-    num_classes: int = 1000,
+    num_classes: int | None = None,
     width_mult: float | None = None,
     depth_mult: float | None = None,
 ) -> ModelStats:

@@ -28,7 +28,11 @@ from edgecnn.precision import BYTES
 
 FUSABLE = ("ReLU", "ReLU6", "Hardsigmoid", "Sigmoid")
 PADS = ("PadSame", "ZeroPad2d", "ConstantPad2d")
-ACTIVATIONS = ("ReLU", "ReLU6", "Hardsigmoid", "Sigmoid", "Hardswish", "SiLU", "GELU")
+ACTIVATIONS = ("ReLU", "ReLU6", "Hardsigmoid", "Sigmoid", "Hardswish", "SiLU", "GELU", "PReLU", "Tanh")
+# Decoder ops: a resize reads 4 neighbours per output (bilinear; ONNX Resize), a pixel shuffle (DepthToSpace) only
+# moves data (memory roof alone, like padding).
+RESIZES = ("Resize", "Upsample")
+SHUFFLES = ("PixelShuffle",)
 ACTIVATION_KINDS = {"SiLU": "swish", "GELU": "swish", "Hardswish": "hardswish"}  # the rest: elementwise
 
 
@@ -136,7 +140,9 @@ def _costs_time(m) -> bool:  # noqa: ANN001  (torch module)
     from edgecnn.layers.squeeze_excite import SqueezeExcite
 
     t = type(m).__name__
-    if isinstance(m, (nn.Conv2d, nn.Linear, *_pool_types(), SqueezeExcite)) or t in ACTIVATIONS or t in PADS:
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, *_pool_types(), SqueezeExcite)) or t in ACTIVATIONS:
+        return True
+    if t in PADS or t in RESIZES or t in SHUFFLES:
         return True
     return isinstance(m, InvertedResidual) and m.has_skip
 
@@ -163,6 +169,18 @@ def _call_op(call, se_gates: set[int]) -> Op | None:  # noqa: ANN001  (edgecnn.a
         return Op(
             name=call.name, kind=kind, type=t, macs=call.macs(), elements=n_out, **io, weight_elems=m.weight.numel()
         )
+    if isinstance(m, nn.ConvTranspose2d):  # a k×k GEMM scattered back: the dense ceiling (depthwise if grouped)
+        kind = "depthwise" if m.groups > 1 and m.groups == m.in_channels else "dense"
+        return Op(
+            name=call.name, kind=kind, type=t, macs=call.macs(), elements=n_out, **io, weight_elems=m.weight.numel()
+        )
+    if t in RESIZES:
+        taps = m.taps() if hasattr(m, "taps") else (4 if getattr(m, "mode", "nearest") != "nearest" else 0)
+        return Op(
+            name=call.name, kind="elementwise", type="Resize", macs=0, elements=taps * n_out, **io, weight_elems=0
+        )
+    if t in SHUFFLES:
+        return Op(name=call.name, kind="elementwise", type="DepthToSpace", macs=0, elements=0, **io, weight_elems=0)
     if isinstance(m, nn.Linear):
         return Op(
             name=call.name, kind="linear", type=t, macs=call.macs(), elements=n_out, **io, weight_elems=m.weight.numel()

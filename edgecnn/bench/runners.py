@@ -137,7 +137,8 @@ def load_torch(
     n_params = sum(p.numel() for p in model.parameters())
 
     def make(batch: int) -> Callable[[], Any]:
-        x = torch.from_numpy(_input(batch, (batch, 3, res, res))).to(dev).contiguous(memory_format=fmt)
+        chans = model.edgecnn_options.in_chans  # 1 for the super-resolution nets (the Y channel)
+        x = torch.from_numpy(_input(batch, (batch, chans, res, res))).to(dev).contiguous(memory_format=fmt)
         sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
         if mode is TorchMode.COMPILE:
             # every compiled subject starts from a clean dynamo cache: zoo models share forward code objects, so

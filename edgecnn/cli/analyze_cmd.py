@@ -11,7 +11,11 @@ from edgecnn.cli.base import RESOLUTION, cli, echo_json, human, print_table
 @click.argument("model")
 @click.option("--resolution", "-r", type=RESOLUTION, help="Input size (default: the model's own).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--num-classes", type=click.IntRange(min=0), help="Classifier size (default 1000).")
+@click.option(
+    "--num-classes",
+    type=click.IntRange(min=0),
+    help="Classifier size (default: the model's own, 1000 for the classifiers).",
+)
 @click.option("--width-mult", type=click.FloatRange(min=0, min_open=True), help="Override the width multiplier.")
 @click.option("--depth-mult", type=click.FloatRange(min=0, min_open=True), help="Override the depth multiplier.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Weights to load first (any supported format).")

@@ -134,7 +134,7 @@ def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     table = Table(title=title, title_justify="left")
     for i, c in enumerate(columns):
         numeric = all(_looks_numeric(str(r[i])) for r in rows if i < len(r))
-        table.add_column(c, justify="right" if numeric and i else "left")
+        table.add_column(c, justify="right" if numeric and i else "left", no_wrap=not i)  # names stay whole
     for r in rows:
         table.add_row(*map(str, r))
     Console(width=max(100, sum(len(c) for c in columns) + 40), soft_wrap=True).print(table)

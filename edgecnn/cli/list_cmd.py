@@ -27,6 +27,7 @@ def list_models_cmd(as_json: bool) -> None:
             {
                 "name": name,
                 "family": entry.family,
+                "task": entry.task,
                 "resolution": entry.default_resolution,
                 "params": stats.params,
                 "macs": stats.macs,
@@ -38,8 +39,11 @@ def list_models_cmd(as_json: bool) -> None:
         return
     print_table(
         "edgecnn models",
-        ["model", "family", "res", "params", "MACs", "source"],
-        [[r["name"], r["family"], r["resolution"], human(r["params"]), human(r["macs"]), r["paper"]] for r in rows],
+        ["model", "family", "task", "res", "params", "MACs", "source"],
+        [
+            [r["name"], r["family"], r["task"], r["resolution"], human(r["params"]), human(r["macs"]), r["paper"]]
+            for r in rows
+        ],
     )
 
 

@@ -18,6 +18,13 @@ _threads = click.option("--threads", type=THREADS, help="Intra-op threads.")
 @_backend
 @_device
 @_threads
+@click.option(
+    "--out",
+    "-o",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    help="Segmentation / super-resolution: folder for the overlay / upscaled PNGs (default: beside each image).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def run_cmd(
     bundle: str,
@@ -26,12 +33,18 @@ def run_cmd(
     backend: str | None,
     device: str | None,
     threads: int | None,
+    out_dir: str | None,
     as_json: bool,
 ) -> None:
-    """Classify IMAGES with BUNDLE, using the bundle's own preprocessing."""
+    """Run BUNDLE on IMAGES with the bundle's own preprocessing: a classifier prints its top-k; a segmentation
+    bundle writes ``<image>.overlay.png`` (and the index mask ``<image>.mask.png``); a super-resolution bundle
+    writes ``<image>.x<scale>.png``."""
     from edgecnn.runtime import load
 
     sess = load(bundle, backend=backend, device=device, threads=threads)
+    if sess.task["kind"] != "classification":
+        _run_dense(sess, images, out_dir, as_json)
+        return
     results = {img: sess.predict_image(img, top_k=top_k)[0] for img in images}
     if as_json:
         echo_json(
@@ -43,6 +56,53 @@ def run_cmd(
         return
     for img, preds in results.items():
         click.echo(f"{img}: " + ", ".join(f"{p.label} ({p.score:.1%})" for p in preds))
+
+
+def _run_dense(sess, images: tuple[str, ...], out_dir: str | None, as_json: bool) -> None:
+    """Write each image's overlay + mask (segmentation) or upscaled image (super-resolution) as PNG."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    from edgecnn.errors import ConfigError
+    from edgecnn.runtime.dense import overlay
+    from edgecnn.runtime.preprocess import load_image
+
+    task = sess.task
+    rows = []
+    for img in images:
+        folder = Path(out_dir) if out_dir else Path(img).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(
+                f"--out {str(folder)!r} cannot be created: {e.strerror}", hint="choose another --out"
+            ) from None
+        stem = folder / Path(img).stem
+        if task["kind"] == "segmentation":
+            mask = sess.segment(img)
+            rgb = np.asarray(load_image(img).convert("RGB"))
+            over, mpath = stem.with_name(stem.name + ".overlay.png"), stem.with_name(stem.name + ".mask.png")
+            Image.fromarray(overlay(rgb, mask, np.asarray(task["palette"], np.uint8))).save(over)
+            Image.fromarray(mask).save(mpath)
+            counts = np.bincount(mask.ravel(), minlength=len(task["classes"]))
+            present = {task["classes"][i]: round(float(c) / mask.size, 4) for i, c in enumerate(counts) if c}
+            rows.append({"image": img, "overlay": str(over), "mask": str(mpath), "class_fractions": present})
+        else:
+            up = sess.upscale(img)
+            path = stem.with_name(f"{stem.name}.x{task['scale']}.png")
+            Image.fromarray(up).save(path)
+            rows.append({"image": img, "upscaled": str(path), "size": [up.shape[1], up.shape[0]]})
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        if "overlay" in r:
+            top = ", ".join(f"{k} {v:.1%}" for k, v in sorted(r["class_fractions"].items(), key=lambda kv: -kv[1])[:4])
+            click.echo(f"{r['image']}: overlay {r['overlay']}, mask {r['mask']} ({top})")
+        else:
+            click.echo(f"{r['image']}: {r['upscaled']} ({r['size'][0]}×{r['size'][1]})")
 
 
 @cli.command("selftest")

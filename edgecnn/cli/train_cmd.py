@@ -99,6 +99,9 @@ def run_cmd(
 
     _check_run_dir(out_dir, resume=resume, overwrite=overwrite)
     rec = load_recipe(recipe, _overrides(sets, epochs=epochs, seed=seed, model=model, lr=lr))
+    if _task(rec.model.name) != "classification":
+        _run_dense(rec, out_dir, resume=resume, as_json=as_json)
+        return
     result = fit(rec, out_dir, resume=resume, report=_echo)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
         return
@@ -126,6 +129,40 @@ def run_cmd(
                 ["train images/s", f"{result.images_per_s:.0f}"],
             ],
         )
+
+
+def _task(name: str) -> str:
+    from edgecnn.models.zoo import get_model_entry
+
+    return get_model_entry(name).task
+
+
+def _run_dense(rec, out_dir: str, *, resume: bool, as_json: bool) -> None:  # noqa: ANN001  (a Recipe)
+    """Segmentation / super-resolution: the dense trainer (same recipe, optimizer, schedule and step loop)."""
+    from edgecnn.errors import ConfigError
+    from edgecnn.train.dense import fit_dense
+
+    if resume:
+        raise ConfigError("--resume is not supported for segmentation / super-resolution runs yet")
+    result = fit_dense(rec, out_dir, report=_echo)
+    summary = {
+        "checkpoint": str(result.checkpoint),
+        "epochs": result.epochs,
+        "wall_time_s": round(result.wall_time_s, 2),
+        "test": {k: v for k, v in result.test.items() if isinstance(v, (int, float))},
+    }
+    if as_json:
+        echo_json(summary)
+        return
+    print_table(
+        f"trained {rec.model.name}",
+        ["quantity", "value"],
+        [
+            ["checkpoint", summary["checkpoint"]],
+            *([k, f"{v:.4f}"] for k, v in summary["test"].items()),
+            ["wall time", f"{result.wall_time_s:.1f} s"],
+        ],
+    )
 
 
 @train_group.command(

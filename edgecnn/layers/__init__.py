@@ -25,6 +25,7 @@ _WHERE = {
     "same_padding": "geometry",
     "SpatialPyramidPooling": "spp",
     "SqueezeExcite": "squeeze_excite",
+    "Resize": "upsample",
     "TransposedConvUp": "upsample",
     "transposed_out_size": "upsample",
 }

@@ -46,3 +46,26 @@ class TransposedConvUp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.refine(self.act(self.bn(self.up(x))))
+
+
+class Resize(nn.Module):
+    """Resize ``x`` to the spatial size of ``ref`` (bilinear, ``align_corners=False``: ONNX ``Resize`` with
+    ``half_pixel`` coordinates, which ONNX Runtime, OpenVINO and TensorRT all implement alike — the setting that
+    avoids the align-corners mismatches of TensorRT #273 / onnx-tensorrt #457). A module, not a bare
+    ``F.interpolate``, so static analysis lists it and counts its interpolation taps."""
+
+    def __init__(self, mode: str = "bilinear") -> None:
+        super().__init__()
+        if mode not in ("bilinear", "nearest"):
+            raise ConfigError(f"Resize: mode must be 'bilinear' or 'nearest', got {mode!r}")
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        size = ref.shape[-2:]
+        if self.mode == "nearest":
+            return torch.nn.functional.interpolate(x, size=size, mode="nearest")
+        return torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+    def taps(self) -> int:
+        """Multiply-accumulates per output element: 4 for bilinear (2×2 neighbours), 0 for nearest (a copy)."""
+        return 4 if self.mode == "bilinear" else 0

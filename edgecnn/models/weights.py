@@ -135,9 +135,15 @@ def detect_format(keys: list[str], meta: dict[str, str]) -> str:
     key_set = set(keys)
     if "_conv_stem.weight" in key_set:
         return "efficientnet_pytorch"
-    if "stem.conv.weight" in key_set or "net.stem.conv.weight" in key_set:
+    own_stems = (
+        "stem.conv.weight",
+        "net.stem.conv.weight",
+        "backbone.stem.conv.weight",
+        "encoder.net.stem.conv.weight",
+    )
+    if any(k in key_set for k in own_stems) or "deconv.weight" in key_set or "to_subpixels.weight" in key_set:
         return "edgecnn"
-    if any(k.startswith("features.") for k in keys):
+    if any(k.startswith("features.") for k in keys) or "backbone.0.0.weight" in key_set:  # classifiers, LR-ASPP
         return "torchvision"
     sample = ", ".join(sorted(keys)[:4])
     raise WeightsFormatError(

@@ -49,7 +49,14 @@ class ModelEntry:
     default_resolution: int
     preprocessing: Preprocessing
     paper: str
+    task: str = "classification"  # one of TASKS: what the output means (logits, per-pixel logits, an image)
+    num_classes: int = 1000  # create_model's default (21 for VOC-style segmentation, 0 for super-resolution)
+    in_chans: int = 3  # create_model's default (1 for super-resolution on the Y channel)
 
+
+# What a model's output is: classification (N, classes), segmentation (N, classes, H, W) per-pixel logits at the
+# input size, super_resolution (N, C, s·H, s·W) an image in the input's scale.
+TASKS = ("classification", "segmentation", "super_resolution")
 
 MODELS: Registry[ModelEntry] = Registry("model")
 
@@ -61,8 +68,8 @@ def register_model(entry: ModelEntry) -> ModelEntry:
 def create_model(
     name: str,
     *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
     width_mult: float | None = None,
     depth_mult: float | None = None,
     dropout: float | None = None,
@@ -70,13 +77,14 @@ def create_model(
     features_only: bool = False,
 ) -> nn.Module:
     """Build a registered model by name. The module carries ``edgecnn_name``, ``edgecnn_options``,
-    ``default_resolution`` and ``preprocessing`` (the evaluation transform every later stage uses)."""
+    ``default_resolution``, ``preprocessing`` (the evaluation transform every later stage uses) and ``task``.
+    ``num_classes`` / ``in_chans`` default to the entry's own (1000 / 3 for the classifiers)."""
     import edgecnn.models  # noqa: F401  (registers the zoo)
 
     entry = MODELS.get(name)
     opts = ModelOptions(
-        num_classes=num_classes,
-        in_chans=in_chans,
+        num_classes=entry.num_classes if num_classes is None else num_classes,
+        in_chans=entry.in_chans if in_chans is None else in_chans,
         width_mult=width_mult,
         depth_mult=depth_mult,
         dropout=dropout,
@@ -87,16 +95,19 @@ def create_model(
     model.edgecnn_name = name
     model.edgecnn_options = opts
     model.default_resolution = entry.default_resolution
+    model.task = entry.task
     pre = entry.preprocessing
-    model.preprocessing = pre if in_chans == pre.channels else None
+    model.preprocessing = pre if opts.in_chans == pre.channels else None
     return model
 
 
-def list_models() -> list[str]:
-    """Names of every registered model."""
+def list_models(task: str | None = None) -> list[str]:
+    """Names of every registered model, or of those for one ``task`` (see TASKS)."""
     import edgecnn.models  # noqa: F401
 
-    return MODELS.names()
+    if task is not None and task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}", hint=f"tasks: {', '.join(TASKS)}")
+    return [n for n in MODELS.names() if task is None or MODELS.get(n).task == task]
 
 
 def get_model_entry(name: str) -> ModelEntry:

@@ -10,6 +10,7 @@ back. The record carries the per-layer error (fp32 IR vs INT8 IR)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -217,7 +218,14 @@ def quantize_openvino(onnx_fp32: Path, cfg: QuantConfig, *, batch: int) -> tuple
     source = _rounded_source(model, onnx_fp32, cfg, batch)
     ev = cfg.evaluation if cfg.evaluation is not None else cfg.calibration
     ref = ov_logits(model, ev.data, batch)
-    qmodel = _run_nncf(nncf, source, cfg, keep, batch)
+    try:
+        qmodel = _run_nncf(nncf, source, cfg, keep, batch)
+    except ValueError as e:  # NNCF's histogram cannot bin a (near-)constant activation: fall back to min/max
+        if cfg.method is not CalibMethod.MSE or "bins" not in str(e):
+            raise
+        log.warning("NNCF histogram ranges failed (%s): using min/max ranges", e)
+        cfg = dataclasses.replace(cfg, method=CalibMethod.MINMAX)
+        qmodel = _run_nncf(nncf, source, cfg, keep, batch)
     kept = float_ops(qmodel)
     if source is not model:
         _restore_float_weights(qmodel, model, kept)

@@ -41,6 +41,7 @@ _TOP: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "quantization": ((dict, type(None)), True),
     "backend_options": (dict, True),
     "parity": ((dict, type(None)), True),
+    "task": (dict, False),  # what the output means (edgecnn/runtime/dense.py); absent: a classifier
 }
 _TENSOR = {
     "name": (str, True),
@@ -342,6 +343,11 @@ class Manifest:
         return self.data["golden"]
 
     @property
+    def task(self) -> dict[str, Any]:
+        """The ``task`` block (``{"kind": "classification"}`` when the bundle has none)."""
+        return self.data.get("task") or {"kind": "classification"}
+
+    @property
     def backend_options(self) -> dict[str, Any]:
         return self.data["backend_options"]
 
@@ -418,6 +424,10 @@ class Manifest:
             raise ManifestError(f"manifest labels: must be at most {L.MAX_LABELS} strings")
         _check_backend_options(data["backend_options"])
         _check_runtime_backend(data)
+        if "task" in data:
+            from edgecnn.runtime.dense import check_task
+
+            check_task(data["task"])
         if data["preprocessing"] is not None:
             from edgecnn.errors import ConfigError
             from edgecnn.runtime.preprocess import Preprocessing

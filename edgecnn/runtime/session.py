@@ -16,6 +16,10 @@ from edgecnn.runtime.bundle import Bundle, open_bundle
 from edgecnn.runtime.manifest import Manifest, TensorSpec
 from edgecnn.runtime.preprocess import preprocess_batch
 
+# Segmentation golden check: the share of pixels whose class must match (ties between near-equal logits of random
+# weights may flip a few pixels within the float tolerance; a wrong graph flips most of them).
+DENSE_ARGMAX_AGREEMENT = 0.999
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -104,6 +108,56 @@ class Session:
             logits = np.concatenate([self.predict(x[i : i + lo]) for i in range(0, len(items), lo)])
         return [self.top_k(row, top_k) for row in logits]
 
+    @property
+    def task(self) -> dict[str, Any]:
+        """What the output means (the manifest's ``task`` block; ``kind`` classification when absent)."""
+        return self.manifest.task
+
+    def _require(self, kind: str) -> dict[str, Any]:
+        task = self.task
+        if task["kind"] != kind:
+            raise InputSpecError(f"this bundle's task is {task['kind']}, not {kind}")
+        return task
+
+    def segment(self, image: Any) -> np.ndarray:
+        """One image (path / PIL / uint8 array) → its H×W class-index mask at the image's own size (the bundle's
+        preprocessing resizes it in; the mask is resized back, nearest)."""
+        from edgecnn.runtime.dense import masks_from_logits, resize_mask
+        from edgecnn.runtime.preprocess import load_image
+
+        self._require("segmentation")
+        img = load_image(image)
+        mask = masks_from_logits(self.predict(self.preprocess([img])))[0]
+        return resize_mask(mask, img.size) if mask.shape[::-1] != img.size else mask
+
+    def upscale(self, image: Any) -> np.ndarray:
+        """One image (path / PIL / uint8 array) → the ``scale``× larger RGB uint8 image: the network upscales the
+        luminance (tile by tile at the bundle's input size, edges reflected), the chroma is bicubic."""
+        from edgecnn.runtime.dense import bicubic_plane, rgb_to_ycbcr, ycbcr_to_rgb
+        from edgecnn.runtime.preprocess import load_image
+
+        s = int(self._require("super_resolution")["scale"])
+        rgb = np.asarray(load_image(image).convert("RGB"))
+        ycc = rgb_to_ycbcr(rgb)
+        h, w = ycc.shape[:2]
+        y_up = self.upscale_y(ycc[..., 0])
+        cb, cr = (bicubic_plane(ycc[..., i], (w * s, h * s)) for i in (1, 2))
+        return ycbcr_to_rgb(np.stack([y_up, cb, cr], -1))
+
+    def upscale_y(self, y: np.ndarray) -> np.ndarray:
+        """An H×W luminance plane in [0, 1] → the network's (s·H)×(s·W) plane, clipped to [0, 1]."""
+        s = int(self._require("super_resolution")["scale"])
+        th, tw = self.input.concrete_shape(1)[2:]
+        h, w = y.shape
+        ph, pw = -h % th, -w % tw
+        padded = np.pad(y.astype(np.float32), ((0, ph), (0, pw)), mode="reflect" if min(h, w) > 1 else "edge")
+        out = np.empty((padded.shape[0] * s, padded.shape[1] * s), np.float32)
+        for r in range(0, padded.shape[0], th):
+            for c in range(0, padded.shape[1], tw):
+                tile = padded[r : r + th, c : c + tw][None, None]
+                out[r * s : (r + th) * s, c * s : (c + tw) * s] = self.predict(np.ascontiguousarray(tile))[0, 0]
+        return np.clip(out[: h * s, : w * s], 0.0, 1.0)
+
     def top_k(self, logits: np.ndarray, k: int = 5) -> list[Prediction]:
         _check_top_k(k)
         probs = softmax(logits.astype(np.float64))
@@ -120,8 +174,10 @@ class Session:
             err = float(np.abs(out.astype(np.float64) - ref).max() / max(float(np.abs(ref).max()), 1e-12))
             worst = max(worst, err)
             k = int(tol.get("top_k", 0))
-            if k:
+            if k and out.ndim == 2:
                 top_ok &= bool((np.argsort(-out, axis=-1)[:, :k] == np.argsort(-ref, axis=-1)[:, :k]).all())
+            elif k and out.ndim == 4 and out.shape[1] > 1:  # per-pixel class scores: the predicted masks agree
+                top_ok &= bool(np.mean(out.argmax(1) == ref.argmax(1)) >= DENSE_ARGMAX_AGREEMENT)
         ok = worst <= tol["max_rel_error"] and top_ok
         return {
             "ok": ok,

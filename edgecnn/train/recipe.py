@@ -36,6 +36,8 @@ class ModelConfig:
 @dataclass(frozen=True, kw_only=True)
 class DataConfig:
     source: str = "embedded"  # "embedded" (MNIST digits) | "shapes" (procedural) | "folder"
+    # dense tasks: "canvases" (embedded digits on canvases) | "seg_folder" (images/ masks/ classes.txt) for
+    # segmentation; "photos" (embedded photos) | "photo_folder" (any photos) for super-resolution
     path: str | None = None  # folder: root with class sub-folders (split into train/val/test unless val_path)
     val_path: str | None = None  # folder: separate validation tree
     test_path: str | None = None  # folder: separate test tree
@@ -56,12 +58,45 @@ class DataConfig:
     workers: int = 0
 
     def __post_init__(self) -> None:
-        if self.source not in ("embedded", "shapes", "folder"):
-            raise ConfigError(f"data.source must be embedded, shapes or folder, got {self.source!r}")
-        if self.source == "folder" and not self.path:
+        if self.source not in ("embedded", "shapes", "folder", *DENSE_SOURCES):
+            raise ConfigError(
+                f"data.source must be embedded, shapes, folder, {', '.join(DENSE_SOURCES)}; got {self.source!r}"
+            )
+        if self.source in ("folder", "seg_folder", "photo_folder") and not self.path:
             raise ConfigError("data.path is required for data.source = 'folder'", hint="a class-per-folder root")
         if self.input_size < 8 or self.batch_size < 1 or self.eval_batch_size < 1 or self.workers < 0:
             raise ConfigError("data.input_size must be >= 8, batch sizes >= 1 and workers >= 0")
+
+
+DENSE_SOURCES = ("canvases", "seg_folder", "photos", "photo_folder")
+DENSE_LOSSES = ("cross_entropy", "dice", "ce_dice", "l1", "l2")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DenseConfig:
+    """Segmentation and super-resolution runs (models whose task is not classification)."""
+
+    loss: str = "ce_dice"  # cross_entropy | dice | ce_dice (segmentation); l1 | l2 (super-resolution)
+    dice_weight: float = 0.5  # weight of the soft Dice term in ce_dice
+    ignore_index: int = 255  # mask value that is neither trained on nor scored
+    train_samples: int = 4000  # canvases (segmentation) or random patches per epoch (super-resolution)
+    eval_samples: int = 500  # validation and test canvases each
+    canvas_size: int = 64
+    patch_size: int = 17  # low-resolution patch side (FSRCNN: 11 at x3 / 7 at x4; ESPCN: 17)
+    hflip_p: float = 0.0  # joint image + mask geometry (digits: no flips)
+    scale_range: tuple[float, float] = (0.8, 1.2)
+    rotate_degrees: float = 10.0
+    translate: float = 0.1
+    brightness: float = 0.2  # image only
+    contrast: float = 0.2  # image only
+
+    def __post_init__(self) -> None:
+        if self.loss not in DENSE_LOSSES:
+            raise ConfigError(f"dense.loss {self.loss!r} is unknown", hint=did_you_mean(self.loss, DENSE_LOSSES))
+        if not 0 <= self.ignore_index <= 255 or self.train_samples < 1 or self.eval_samples < 1:
+            raise ConfigError("dense.ignore_index must be in 0..255, train_samples and eval_samples >= 1")
+        if self.canvas_size < 32 or self.patch_size < 4 or not 0 < self.scale_range[0] <= self.scale_range[1]:
+            raise ConfigError("dense.canvas_size >= 32, patch_size >= 4 and 0 < scale_range[0] <= scale_range[1]")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,6 +168,7 @@ class Recipe:
     train: TrainConfig = field(default_factory=TrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    dense: DenseConfig = field(default_factory=DenseConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))

@@ -118,6 +118,15 @@ def fit(
     """
     t_start = time.perf_counter()
     cfg = recipe.train
+    if model is None:
+        from edgecnn.models.zoo import get_model_entry
+
+        task = get_model_entry(recipe.model.name).task
+        if task != "classification":
+            raise ConfigError(
+                f"{recipe.model.name} is a {task} model; fit() trains classifiers",
+                hint="use edgecnn.train.dense.fit_dense (what `edgecnn train run` does for dense models)",
+            )
     report = report or logger.info
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

@@ -95,7 +95,7 @@ def test_feature_visualization_is_seeded_and_validates_its_input():
     cls = visualize(model, target_class=[1, 7], size=32, steps=16, lr=0.2, seed=0, transforms=False)
     assert cls.objective == "class" and cls.units == (1, 7) and cls.layer is None
     assert all(h[-1] > h[0] for h in cls.history)
-    with pytest.raises(ConfigError, match="outside layer 'blocks.2'"):
+    with pytest.raises(ConfigError, match="channel 999 is out of range: layer 'blocks.2' has"):
         visualize(model, layer="blocks.2", channels=999, size=32, steps=1)
     with pytest.raises(UnknownNameError, match="did you mean 'blocks.2'"):
         visualize(model, layer="block.2", channels=0, size=32, steps=1)
@@ -181,5 +181,61 @@ def test_exemplars_are_sorted_and_their_crops_lie_inside_the_image(lite0):
         assert 0 <= y0 < y1 <= 64 and 0 <= x0 < x1 <= 64
         assert (y1 - y0) <= ex.field.size and 0 <= py < fmap.shape[1] and 0 <= px < fmap.shape[2]
     assert ex.field == receptive_field(lite0, "blocks.2", 64) and ex.field.stride == 8
-    with pytest.raises(ConfigError, match="outside layer"):
+    with pytest.raises(ConfigError, match="out of range"):
         exemplars(lite0, x[:2], layer="blocks.2", channel=10_000)
+
+
+def test_cli_visualize_writes_png_and_json_and_fails_in_one_line(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from edgecnn.cli.main import cli
+
+    run = CliRunner().invoke
+    out = tmp_path / "f"
+    args = ["visualize", "features", "mobilenet_v3_small", "--layer", "blocks.2", "--channel", "1", "--channel", "4"]
+    r = run(cli, [*args, "--size", "32", "--steps", "4", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((out / "features.json").read_text())
+    assert doc["layer"] == "blocks.2" and [u["unit"] for u in doc["units"]] == [1, 4] and doc["steps"] == 4
+    assert Image.open(out / "channel4.png").size == (32, 32) and Image.open(out / "features.png").size == (68, 32)
+    assert sorted(p.name for p in out.iterdir()) == ["channel1.png", "channel4.png", "features.json", "features.png"]
+
+    r = run(cli, ["visualize", "filters", "mobilenet_v3_small", "--zoom", "4", "-o", str(tmp_path / "fl")])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "fl" / "filters.json").read_text())
+    assert doc["weight_shape"] == [16, 3, 3, 3] and Image.open(tmp_path / "fl" / "filters.png").size == (54, 54)
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(5):
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 36, 3), dtype=np.uint8)).save(
+            folder / f"{i}.png"
+        )
+    ex = tmp_path / "ex"
+    r = run(cli, ["visualize", "exemplars", "mobilenet_v3_small", str(folder), "--layer", "blocks.1", "--channel", "3",
+                  "--top", "3", "--size", "48", "-o", str(ex), "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    doc = json.loads((ex / "exemplars.json").read_text())
+    assert len(doc["top"]) == 3 and doc["images"] == 5 and doc["top"][0]["image"].endswith(".png")
+    scores = [t["score"] for t in doc["top"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(0 <= b[0] < b[2] <= 48 and 0 <= b[1] < b[3] <= 48 for b in (t["box_yxyx"] for t in doc["top"]))
+    assert (ex / "exemplars.png").is_file() and (ex / "crops.png").is_file()
+
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for argv, words in [
+        (["exemplars", "mobilenet_v3_small", str(bad), "--layer", "blocks.1", "--channel", "0"], "cannot be decoded"),
+        (["exemplars", "mobilenet_v3_small", "--digits", "4", "--layer", "block.1", "--channel", "0"], "did you mean"),
+        (["features", "mobilenet_v3_small", "--layer", "blocks.1", "--channel", "999", "--steps", "1"], "out of range"),
+        (["features", "mobilenet_v3_small", "--channel", "1"], "needs --layer"),
+        (["exemplars", "mobilenet_v3_small", "--layer", "blocks.1", "--channel", "0"], "IMAGES"),
+        (["exemplars", "mobilenet_v3_small", str(empty), "--layer", "blocks.1", "--channel", "0"], "no image files"),
+    ]:
+        r = run(cli, ["visualize", *argv])
+        assert r.exit_code == 1 and words in r.output and len(r.output.strip().splitlines()) == 1, (argv, r.output)

@@ -52,7 +52,7 @@ def _check_channel(model: nn.Module, layer: str, channel: int, size: int) -> int
     chans = _layer_output(model, layer, torch.zeros(1, _in_chans(model), size, size)).shape[1]
     if not 0 <= channel < chans:
         raise ConfigError(
-            f"channel {channel} is outside layer {layer!r}'s {chans} channels", hint=f"use 0..{chans - 1}"
+            f"channel {channel} is out of range: layer {layer!r} has {chans} channels", hint=f"use 0..{chans - 1}"
         )
     return chans
 

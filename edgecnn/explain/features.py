@@ -31,6 +31,7 @@ from torch.nn import functional as F
 
 from edgecnn.errors import ConfigError
 from edgecnn.explain.attribution import _explaining, _in_chans, resolve_layer
+from edgecnn.explain.geometry import ReceptiveField, _Stop, receptive_fields
 from edgecnn.explain.maps import check_batch
 from edgecnn.runtime.preprocess import Preprocessing
 
@@ -55,10 +56,6 @@ def _check_channel(model: nn.Module, layer: str, channel: int, size: int) -> int
             f"channel {channel} is out of range: layer {layer!r} has {chans} channels", hint=f"use 0..{chans - 1}"
         )
     return chans
-
-
-class _Stop(Exception):
-    """Raised by a hook once the wanted layer has run: nothing after it is computed."""
 
 
 def _layer_output(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
@@ -334,80 +331,11 @@ def filters_grid(
 # ------------------------------------------------------------------------------------ receptive field, exemplars
 
 
-@dataclass(frozen=True, kw_only=True)
-class ReceptiveField:
-    """Output position i of a layer sees input pixels centred on ``start + i·stride`` over ``size`` pixels (per
-    axis; square kernels and strides assumed, as in the zoo)."""
-
-    size: int
-    stride: int
-    start: float
-
-    def box(self, y: int, x: int, h: int, w: int) -> tuple[int, int, int, int]:
-        """(y0, x0, y1, x1), end-exclusive, of position (y, x)'s field, clipped to an h×w input."""
-        half = self.size / 2
-        cy, cx = self.start + y * self.stride, self.start + x * self.stride
-        y0, x0 = max(0, math.floor(cy - half + 0.5)), max(0, math.floor(cx - half + 0.5))
-        y1, x1 = min(h, math.floor(cy + half + 0.5)), min(w, math.floor(cx + half + 0.5))
-        return y0, x0, max(y1, y0 + 1), max(x1, x0 + 1)
-
-
-def _pair(v: int | tuple[int, ...]) -> int:
-    return int(v[0]) if isinstance(v, tuple) else int(v)
-
-
 def receptive_field(model: nn.Module, layer: str, size: int = 224) -> ReceptiveField:
-    """The theoretical receptive field of ``layer``'s output, composed (Araujo et al., Distill 2019) over the
-    convolutions, pools and explicit paddings that run before it, in execution order, on a ``size`` probe:
-    r ← r + (k−1)·d·j, start ← start + ((k−1)·d/2 − p)·j, j ← j·s. Layers working on a 1×1 map (squeeze-excite
-    gates) and 1×1 stride-1 convs change nothing and are skipped; a parallel strided shortcut conv (absent from the
-    zoo's MobileNets / EfficientNets) would be counted as if in series."""
-    from edgecnn.layers.conv_bn_act import PadSame
-
-    name, target = resolve_layer(model, layer)
-    steps: list[tuple[str, int, int, int, int]] = []  # (kind, k, s, d, pad_before)
-
-    def hook(mod: nn.Module, inp: tuple, _out: object) -> None:
-        x = inp[0]
-        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[2] * x.shape[3] == 1:
-            return
-        if isinstance(mod, PadSame):
-            from edgecnn.layers.geometry import same_padding
-
-            steps.append(("pad", 1, 1, 1, same_padding(int(x.shape[-2]), mod.kernel_size, mod.stride, mod.dilation)[0]))
-        elif isinstance(mod, nn.ZeroPad2d | nn.ConstantPad2d):
-            steps.append(("pad", 1, 1, 1, int(mod.padding[2])))
-        elif isinstance(mod, nn.Conv2d):
-            steps.append(("conv", _pair(mod.kernel_size), _pair(mod.stride), _pair(mod.dilation), _pair(mod.padding)))
-        elif isinstance(mod, nn.MaxPool2d | nn.AvgPool2d):
-            k, s, p = _pair(mod.kernel_size), _pair(mod.stride or mod.kernel_size), _pair(mod.padding)
-            d = _pair(getattr(mod, "dilation", 1))
-            steps.append(("pool", k, s, d, p))
-
-    def stop(_m: nn.Module, _i: object, _o: object) -> None:
-        raise _Stop
-
-    kinds = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.ZeroPad2d, nn.ConstantPad2d, PadSame)
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, kinds)]
-    handles.append(target.register_forward_hook(stop))
-    try:
-        with torch.no_grad(), _explaining(model):
-            model(torch.zeros(1, _in_chans(model), size, size))
-    except _Stop:
-        pass
-    finally:
-        for h in handles:
-            h.remove()
-    r, j, start = 1.0, 1.0, 0.0
-    for kind, k, s, d, p in steps:
-        if kind == "pad":
-            start -= p * j
-            continue
-        r += (k - 1) * d * j
-        start += ((k - 1) * d / 2 - p) * j
-        j *= s
-    log.debug("receptive field of %s: %d px, stride %d, start %.1f", name, r, j, start)
-    return ReceptiveField(size=int(r), stride=int(j), start=start)
+    """The theoretical receptive field of ``layer`` (a module path) on a ``size``×``size`` input
+    (:func:`edgecnn.explain.geometry.receptive_fields`)."""
+    _, module = resolve_layer(model, layer)
+    return receptive_fields(model, module, size, size)[0]
 
 
 @dataclass(frozen=True, kw_only=True)

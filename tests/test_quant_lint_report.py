@@ -182,3 +182,16 @@ def test_quantize_report_gains_explanation_parity(tmp_path):
         assert (res.report_files["md"].parent / r["png"]).is_file()
     md = res.report_files["md"].read_text()
     assert "## Explanation parity (RISE, 24 seeded masks" in md and "| p1.png |" in md
+
+
+def test_cli_quantize_passes_explain_data_and_refuses_it_without_a_report(tmp_path):
+    from click.testing import CliRunner
+
+    from edgecnn.cli.main import cli
+
+    base = ["quantize", "mobilenet_v3_small", "-t", "onnx", "--calib-data", "embedded"]
+    r = CliRunner().invoke(cli, [*base, "--lint-only", "--explain-data", str(tmp_path)])
+    assert r.exit_code == 1 and "--explain-data adds a section to the report" in r.output
+    r = CliRunner().invoke(cli, [*base, "--explain-data", str(tmp_path), "--out", str(tmp_path / "b")])
+    assert r.exit_code == 1 and "--explain-data: no image files in" in r.output and not (tmp_path / "b").exists()
+    assert len(r.output.strip().splitlines()) == 1

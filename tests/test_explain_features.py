@@ -111,11 +111,13 @@ def test_fourier_parameterization_starts_grey_and_scales_low_frequencies_up():
     with torch.no_grad():
         img = p()
     assert img.shape == (2, 3, 32, 32) and abs(float(img.mean()) - 0.5) < 0.02  # near-grey start
+    assert float(img.std()) < 0.01  # Lucid's scale: irfft with 1/(h·w), spectrum σ 0.01 (an orthonormal irfft: 0.07)
     assert float(p.scale[0, 1]) > 10 * float(p.scale[16, 16])  # 1/f: the lowest frequency learns fastest
     with torch.no_grad():
         p.spectrum.zero_()
         p.spectrum[0, 0, 0, 0, 0] = 10.0  # a DC offset in the first decorrelated channel
-    rgb = p()[0].mean((1, 2))
+    with torch.no_grad():
+        rgb = p()[0].mean((1, 2))
     assert float(rgb.min()) > 0.5  # it lifts all three colours (the first decorrelated axis is luminance)
     with torch.no_grad():
         out = robust_transform(p(), 32, torch.Generator().manual_seed(0))

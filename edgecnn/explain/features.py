@@ -105,7 +105,7 @@ class FourierImage(nn.Module):
 
     def forward(self) -> torch.Tensor:
         spec = torch.view_as_complex(self.spectrum) * self.scale
-        img = torch.fft.irfft2(spec, s=(self.h, self.w), norm="ortho") / 4.0
+        img = torch.fft.irfft2(spec, s=(self.h, self.w)) / 4.0  # 1/(h·w) normalization, as TF's irfft2d in Lucid
         if self.channels == 3:  # decorrelated → RGB: x_rgb = C · x_decorrelated per pixel
             img = torch.einsum("ij,njhw->nihw", self.color, img)
         return torch.sigmoid(img)

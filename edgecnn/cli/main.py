@@ -16,6 +16,7 @@ from edgecnn.cli import (  # noqa: F401  (each command module registers itself o
     report_cmd,
     runtime_cmd,
     train_cmd,
+    visualize_cmd,
 )
 from edgecnn.cli.base import cli
 

@@ -44,6 +44,14 @@ from edgecnn.cli.base import RESOLUTION, cli, echo_json, human
 @click.option("--train-samples", type=int, help="QAT: most training samples to use (default 4000).")
 @click.option("--qat-lr", type=float, help="QAT: peak AdamW learning rate, cosine to 0 (default 1e-4).")
 @click.option("--distill", type=float, help="QAT: weight of distillation from the fp32 model, 0..1 (default 0.5).")
+@click.option(
+    "--explain-data",
+    multiple=True,
+    type=click.Path(),
+    help="Images (files or a folder) for the report's fp32-vs-int8 explanation parity (RISE; repeatable).",
+)
+@click.option("--explain-masks", type=click.IntRange(1, 10_000), default=100, show_default=True, help="RISE masks.")
+@click.option("--explain-images", type=click.IntRange(1, 1000), default=8, show_default=True, help="Most images.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def quantize_cmd(
     model: str,
@@ -67,6 +75,9 @@ def quantize_cmd(
     train_samples: int | None,
     qat_lr: float | None,
     distill: float | None,
+    explain_data: tuple[str, ...],
+    explain_masks: int,
+    explain_images: int,
     as_json: bool,
 ) -> None:
     """Quantize MODEL (a zoo name or an edgecnn checkpoint) to a verified INT8 bundle plus a report.
@@ -111,6 +122,9 @@ def quantize_cmd(
         qat=qat,
         train_data=train_data,
         train_samples=train_samples or TRAIN_SAMPLES,
+        explain_data=list(explain_data) or None,
+        explain_masks=explain_masks,
+        explain_images=explain_images,
     )
     _print_result(res, as_json)
 
@@ -150,3 +164,10 @@ def _print_result(res: Any, as_json: bool) -> None:
         lat = r.get("latency")
         speed = f", p50 {lat['fp32']['p50_ms']:.2f} → {lat['int8']['p50_ms']:.2f} ms" if lat else ""
         click.echo(f"report {res.report_files['md']}  ({size}{speed})")
+        e = r.get("explanation")
+        if e:
+            click.echo(
+                f"explanation fp32 vs int8 (RISE, {e['masks']} masks, {len(e['rows'])} images): median Spearman "
+                f"{e['median_spearman']:.2f}, median top-15 % IoU {e['median_top_iou']:.2f}, top-1 agreement "
+                f"{100 * e['top1_agreement']:.0f} %, looks elsewhere: {', '.join(e['looks_elsewhere']) or 'none'}"
+            )

@@ -6,6 +6,8 @@ looks there (fp32-vs-bundle parity), and how faithful a map is (deletion / inser
 - Any bundle, torch-free: ``rise`` and ``occlusion`` through ``session_predictor(runtime.load(bundle))``
   (``edgecnn.explain.perturb``).
 - ``compare`` (fp32 vs bundle per image), ``deletion_insertion``, ``spearman``, ``top_iou``, ``pointing_hit``.
+- What a unit detects (``edgecnn.explain.features``): ``visualize`` (activation maximization, Fourier +
+  decorrelated parameterization, transformation robustness), ``filters_grid``, ``exemplars``, ``receptive_field``.
 
 Names resolve lazily so ``import edgecnn.explain`` loads no torch.
 """
@@ -36,6 +38,10 @@ _EXPORTS = {
     "compare": "edgecnn.explain.compare",
     "ParityRow": "edgecnn.explain.compare",
     "demo_stage": "edgecnn.explain.demo",
+    "visualize": "edgecnn.explain.features",
+    "filters_grid": "edgecnn.explain.features",
+    "exemplars": "edgecnn.explain.features",
+    "receptive_field": "edgecnn.explain.features",
 }
 
 __all__ = sorted(_EXPORTS)

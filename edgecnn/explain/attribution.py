@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from edgecnn.errors import ConfigError, UnknownNameError
+from edgecnn.explain.geometry import place_maps, receptive_fields
 from edgecnn.explain.maps import Attribution, check_batch, normalize_maps, target_classes
 from edgecnn.registry import suggest
 
@@ -150,14 +151,19 @@ def cam(
     batch: int = 16,
 ) -> Attribution:
     """A class activation map per image of the preprocessed batch ``x`` at ``layer`` (default: the last spatial
-    feature map), upsampled to the input and scaled to [0, 1]. ``target``: None = the predicted class."""
+    feature map), brought to the input resolution and scaled to [0, 1]. ``target``: None = the predicted class.
+
+    Each cell's value is placed at the centre of its receptive field (``edgecnn.explain.geometry.place_maps``), not
+    where a plain image resize would draw it — half a cell away at the last layer of a MobileNet or EfficientNet."""
     if method not in CAM_METHODS:
         raise UnknownNameError(f"unknown CAM method {method!r}", hint=f"use one of {', '.join(CAM_METHODS)}")
     xt = _to_tensor(x, model)
     name, module = resolve_layer(model, layer)
+    fields = receptive_fields(model, module, int(xt.shape[2]), int(xt.shape[3]))
     captured: list[torch.Tensor] = []
     handle = module.register_forward_hook(lambda _m, _i, out: captured.append(out))
     maps, classes, scores = [], [], []
+    grid: tuple[int, ...] = ()
     try:
         with _explaining(model), torch.enable_grad():
             for sl in _chunks(len(xt), batch):
@@ -173,11 +179,9 @@ def cam(
                 score = logits.gather(1, cls[:, None])[:, 0]
                 (grads,) = torch.autograd.grad(score.sum(), acts)
                 with torch.no_grad():
-                    raw = torch.relu(_cam_weights(method, acts.detach(), grads))
-                    up = nn.functional.interpolate(
-                        raw[:, None], size=xt.shape[2:], mode="bilinear", align_corners=False
-                    )
-                maps.append(up[:, 0].cpu().numpy())
+                    raw = torch.relu(_cam_weights(method, acts.detach(), grads)).cpu().numpy()
+                grid = raw.shape[1:]
+                maps.append(place_maps(raw, (int(xt.shape[2]), int(xt.shape[3])), fields))
                 classes += cls.tolist()
                 scores += score.detach().cpu().tolist()
     finally:
@@ -188,6 +192,7 @@ def cam(
         scores=tuple(scores),
         method=method,
         layer=name,
+        extra={"grid": list(grid), "receptive_field_px": fields[0].size, "stride": fields[0].stride},
     )
 
 

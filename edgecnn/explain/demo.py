@@ -26,10 +26,12 @@ def demo_stage(
     masks: int = 300,
     seed: int = 0,
     echo: Any = None,
+    compare_photos: Sequence[str | os.PathLike] | None = None,
 ) -> dict[str, Any]:
     """Grad-CAM overlays of ``model`` on ``photos`` under ``out_dir/gradcam``, then per bundle (name → directory)
-    the parity of RISE maps fp32 vs bundle under ``out_dir/compare-<name>``. ``echo`` (e.g. ``click.echo``)
-    receives one line per result. Returns {"gradcam": records, "<name>": summary, "seconds": ...}."""
+    the parity of RISE maps fp32 vs bundle on ``compare_photos`` (default: ``photos``) under
+    ``out_dir/compare-<name>``. ``echo`` (e.g. ``click.echo``) receives one line per result. Returns
+    {"gradcam": records, "<name>": summary, "seconds": ...}."""
     from edgecnn.explain.attribution import cam
     from edgecnn.explain.compare import compare
     from edgecnn.explain.render import overlay, save_png, side_by_side, to_display
@@ -50,10 +52,12 @@ def demo_stage(
         )
         result["gradcam"].append({"image": name, "class": attr.classes[i], "png": str(png)})
     say(f"  Grad-CAM at {attr.layer!r}: {len(names)} overlays in {out / 'gradcam'} ({time.perf_counter() - t0:.1f}s)")
+    cphotos = list(compare_photos) if compare_photos is not None else list(photos)
+    names = [Path(p).stem for p in cphotos]
     for bname, bundle in bundles.items():
         t = time.perf_counter()
         sess = load(bundle)
-        xb, bpre = sess.preprocess(list(photos)), sess.preprocessing  # both models see the bundle's input
+        xb, bpre = sess.preprocess(cphotos), sess.preprocessing  # both models see the bundle's input
         key = (xb.shape, hash(xb.tobytes()))
         res = compare(
             model, sess, xb, names=names, method="rise", n_masks=masks, seed=seed, float_maps=float_maps.get(key)

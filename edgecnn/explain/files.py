@@ -144,7 +144,10 @@ def explain_images(
     if faithfulness:
         from edgecnn.explain.metrics import deletion_insertion
 
-        faith = deletion_insertion(predict, x, attr.maps, attr.classes, seed=seed)
+        grid = attr.extra.get("grid")  # the map's own grid (a CAM's layer, RISE's masks): the random maps' grid
+        faith = deletion_insertion(
+            predict, x, attr.maps, attr.classes, seed=seed, random_grid=tuple(grid) if isinstance(grid, list) else grid
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     records = []

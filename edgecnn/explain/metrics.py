@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgecnn.errors import ConfigError
-from edgecnn.explain.maps import check_batch
+from edgecnn.explain.maps import check_batch, resize_bilinear
 from edgecnn.explain.perturb import Predictor, batch_size_of
 from edgecnn.runtime.session import softmax
 
@@ -92,6 +92,20 @@ def random_order(shape: tuple[int, ...], patch: int, rng: np.random.Generator) -
     return np.argsort(rank[ids], kind="stable")
 
 
+def smooth_random_order(shape: tuple[int, int], grid: int | tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Flat pixel indices ordered by a random map drawn on a ``grid`` of cells and upsampled bilinearly — a map
+    with the structure of a CAM (contiguous blobs) and no information: what "a map that decorates" looks like."""
+    gy, gx = (grid, grid) if isinstance(grid, int) else grid
+    cells = rng.random((1, max(int(gy), 1), max(int(gx), 1))).astype(np.float32)
+    m = resize_bilinear(cells, shape)[0]
+    return np.argsort(-m.ravel(), kind="stable")
+
+
+DEFAULT_RANDOM_GRID = 7
+"""Cells per side of the random baseline's maps when the caller does not know the map's own grid (a CAM at stride
+32 on a 224 input, and RISE's default grid)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Faithfulness:
     """Deletion / insertion AUC of one map and of random pixel orders (mean over ``repeats``); lower deletion and
@@ -156,6 +170,7 @@ def deletion_insertion(
     repeats: int = 3,
     baseline: float = 0.0,
     blur_radius: int | None = None,
+    random_grid: int | tuple[int, int] | None = None,
     random_patch: int | None = None,
     seed: int = 0,
     batch: int | None = None,
@@ -164,10 +179,13 @@ def deletion_insertion(
 
     Deletion replaces pixels, most salient first, by ``baseline`` (the mean colour after normalization); insertion
     puts them, most salient first, onto a blurred copy of the image. Curves use ``steps`` evenly spaced pixel
-    counts; the random baseline averages ``repeats`` seeded random orders of ``random_patch``-pixel squares (default
-    H/28, 8 px at 224): a random order of single pixels sprinkles noise over the whole image, which destroys any
-    CNN's prediction faster than removing any one region does, so it would be an unfair adversary for a smooth map
-    (a CAM removes contiguous regions); at patch granularity both orders remove regions and differ only in *where*."""
+    counts. The random baseline averages ``repeats`` seeded random maps with the structure of the map under test:
+    uniform noise on ``random_grid`` cells (pass the map's own grid: ``Attribution.extra['grid']`` for a CAM, RISE's
+    grid; default 7×7) upsampled bilinearly, so both orders delete contiguous blobs and differ only in *where*.
+    A random order of scattered pixels or small squares (``random_patch``, the old baseline) sprinkles holes over
+    the whole image, which destroys any CNN's prediction after a few percent of pixels — faster than removing any
+    one region does — so a CAM "lost" to it on photos where the object fills the frame (Lite0, chelsea: deletion
+    AUC 0.32 against 0.07 for 8-px squares, 0.38 for 7×7 random maps)."""
     x = check_batch(x)
     maps = np.asarray(maps)
     if maps.shape != (x.shape[0], x.shape[2], x.shape[3]):
@@ -175,7 +193,9 @@ def deletion_insertion(
     rng = np.random.default_rng(seed)
     step = batch or batch_size_of(predict)
     radius = blur_radius if blur_radius is not None else max(1, x.shape[2] // 16)
-    patch = random_patch if random_patch is not None else max(1, round(x.shape[2] / 28))
+    if random_patch is not None and random_grid is not None:
+        raise ConfigError("pass random_grid (smooth random maps) or random_patch (random squares), not both")
+    grid = random_grid if random_grid is not None else DEFAULT_RANDOM_GRID
     out = []
     for img, m, cls in zip(x, maps, classes, strict=True):
         empty = np.full_like(img, baseline)
@@ -185,7 +205,10 @@ def deletion_insertion(
         ins = _curve(predict, blurred, img, order, int(cls), steps, step)
         rd, ri = [], []
         for _ in range(repeats):
-            rnd = random_order(m.shape, patch, rng)
+            if random_patch is not None:
+                rnd = random_order(m.shape, random_patch, rng)
+            else:
+                rnd = smooth_random_order(m.shape, grid, rng)
             rd.append(_auc(_curve(predict, img, empty, rnd, int(cls), steps, step)))
             ri.append(_auc(_curve(predict, blurred, img, rnd, int(cls), steps, step)))
         out.append(

@@ -472,8 +472,8 @@ def write_outputs(res: Result, out: Path, budgets_toml: str, *, overwrite: bool)
         res.record["bundle"] = str(final)
     atomic_write_json(out / "record.json", res.record)
     atomic_write_bytes(out / "budgets.toml", budgets_toml.encode("utf-8"))
-    plot_pareto(res.candidates, res.chosen, out / "pareto.png",
-                title=f"{res.record['model']} on {res.record['device']}: {len(res.candidates)} candidates")  # fmt: skip
+    title = f"{Path(res.record['model']).name} on {res.record['device']}: {len(res.candidates)} candidates"
+    plot_pareto(res.candidates, res.chosen, out / "pareto.png", title=title)
     return final
 
 

@@ -209,6 +209,9 @@ def test_a_layer_kept_in_float_runs_in_float(tmp_path):
     DequantizeLinear — what every kept-float layer looks like. The bundle must tell the runtime to skip it."""
     import onnxruntime as ort
 
+    from edgecnn.quant.ort_ptq import ort_logits
+    from edgecnn.runtime.env import int8_saturates
+
     net = _wide_depthwise(_model(Tiny))
     x, ev, labels = _data(net, outlier=False, varied=False)  # measured by output SQNR, not labels
     cfg = _cfg(x, ev, labels, keep_float=("block.0",), rounding=Rounding.NEAREST)
@@ -218,11 +221,15 @@ def test_a_layer_kept_in_float_runs_in_float(tmp_path):
     with torch.no_grad():
         ref = net(torch.from_numpy(ev)).numpy()
     got = np.concatenate([runtime.load(tmp_path / "b").predict(ev[i : i + 1]) for i in range(len(ev))])
-    assert sqnr_db(ref, got) > 30.0  # the wide depthwise conv really ran in float
+    exact = ort_logits(tmp_path / "b" / "model.onnx", ev, 1, exact=True)  # Q/DQ unfused: the graph's own numbers
+    assert sqnr_db(ref, exact) > 30.0  # the wide depthwise conv really is float in the graph
+    if not int8_saturates():  # on x86 without VNNI the other layers' fused int8 kernels saturate (runtime.env)
+        assert sqnr_db(ref, got) > 30.0  # ... and really ran in float
     # what a plain ONNX Runtime session makes of the same file (why the manifest carries the setting)
     plain = ort.InferenceSession(str(tmp_path / "b" / "model.onnx"), providers=["CPUExecutionProvider"])
     naive = np.concatenate([plain.run(None, {"input": ev[i : i + 1]})[0] for i in range(len(ev))])
-    assert sqnr_db(ref, naive) < sqnr_db(ref, got) - 10.0  # per-tensor int8: the signal channels zeroed
+    # per-tensor int8: the signal channels zeroed (on a CPU whose int8 kernels saturate, both runs share that loss)
+    assert sqnr_db(ref, naive) < sqnr_db(ref, got) - (2.0 if int8_saturates() else 10.0)
 
 
 @pytest.mark.parametrize("target", ["onnx", "openvino"])

@@ -195,7 +195,8 @@ def test_bias_correction_removes_the_mean_shift_of_the_rounding(tmp_path):
 
 @pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_small"])
 def test_gptq_default_beats_round_to_nearest_end_to_end(tmp_path, name):
-    """The same INT8 ONNX flow with each rounding: the default's output is closer to fp32 on held-out inputs."""
+    """The same INT8 ONNX flow with each rounding: the default's output is closer to fp32 on held-out inputs. Run
+    exactly (Q/DQ unfused): on an x86 CPU without VNNI the fused int8 kernels' saturation swamps the rounding."""
     import edgecnn
     from edgecnn.onnx_graph.torch_export import export_onnx
     from edgecnn.quant.config import QuantConfig, Rounding
@@ -217,5 +218,5 @@ def test_gptq_default_beats_round_to_nearest_end_to_end(tmp_path, name):
     for r in Rounding:
         cfg = QuantConfig(calibration=from_arrays(x), rounding=r)
         quantize_onnx_file(fp32, tmp_path / f"{r}.onnx", cfg, batch=1, scheme=ORT_CPU)
-        got[r] = sqnr_db(ref, ort_logits(tmp_path / f"{r}.onnx", ev, 1))
+        got[r] = sqnr_db(ref, ort_logits(tmp_path / f"{r}.onnx", ev, 1, exact=True))
     assert got[Rounding.GPTQ] > got[Rounding.NEAREST] + 2.0, got

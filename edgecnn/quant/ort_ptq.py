@@ -218,10 +218,12 @@ def ort_backend_options(record: dict[str, Any] | None) -> dict[str, Any]:
     return {"onnxruntime_disabled_optimizers": list(QDQ_DISABLED_OPTIMIZERS)} if record is not None else {}
 
 
-def ort_logits(path: Path, data: np.ndarray, batch: int) -> np.ndarray:
+def ort_logits(path: Path, data: np.ndarray, batch: int, *, exact: bool = False) -> np.ndarray:
+    """The model's outputs through ONNX Runtime as bundles run it (``exact``: Q/DQ unfused, the graph's own
+    arithmetic, independent of this CPU's int8 kernels)."""
     from edgecnn.quant.metrics import run_batched
 
-    sess = ort_session(path, disabled_optimizers=QDQ_DISABLED_OPTIMIZERS, log_severity=2)
+    sess = ort_session(path, exact=exact, disabled_optimizers=QDQ_DISABLED_OPTIMIZERS, log_severity=2)
     name = sess.get_inputs()[0].name
     return run_batched(lambda x: sess.run(None, {name: x})[0], data, batch)
 

@@ -26,6 +26,7 @@ def ort_session(
     *,
     threads: int | None = None,
     optimize: bool = True,
+    exact: bool = False,
     disabled_optimizers: Sequence[str] = (),
     providers: Sequence[str] = CPU,
     profile_dir: Path | None = None,
@@ -35,12 +36,17 @@ def ort_session(
     """An ``InferenceSession`` on ``model`` (a path or serialized bytes).
 
     ``threads`` pins intra-op threads (and one inter-op thread); ``optimize=False`` keeps every node as the model
-    names it (``ORT_DISABLE_ALL``: calibration reads intermediate tensors); ``profile_dir`` turns ORT's profiler on
+    names it (``ORT_DISABLE_ALL``: calibration reads intermediate tensors); ``exact=True`` applies only the basic
+    rewrites (``ORT_ENABLE_BASIC``): Q/DQ nodes are not fused into int8 kernels, so an INT8 model computes exactly what
+    its graph says on any CPU (on x86 without VNNI the fused kernels saturate, ``runtime.env.int8_saturates``);
+    ``profile_dir`` turns ORT's profiler on
     (its trace lands there); ``optimized_model`` is where ORT writes the graph it really runs."""
     ort = import_sdk("onnxruntime", "onnxruntime")
     so = ort.SessionOptions()
     level = ort.GraphOptimizationLevel
-    so.graph_optimization_level = level.ORT_ENABLE_ALL if optimize else level.ORT_DISABLE_ALL
+    so.graph_optimization_level = (
+        level.ORT_DISABLE_ALL if not optimize else level.ORT_ENABLE_BASIC if exact else level.ORT_ENABLE_ALL
+    )
     so.log_severity_level = log_severity
     if threads:
         so.intra_op_num_threads, so.inter_op_num_threads = threads, 1

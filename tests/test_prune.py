@@ -215,3 +215,35 @@ def test_taylor_and_bn_scale_rank_on_their_own_evidence() -> None:
         keep[crit] = r.model.blocks[1][0].conv_pwl.conv.weight.detach().clone()
     assert keep["l1"].shape == keep["bn-scale"].shape == keep["taylor"].shape
     assert not torch.equal(keep["l1"], keep["bn-scale"]) and not torch.equal(keep["l1"], keep["taylor"])
+
+
+def test_prune_then_recover_by_distillation_through_the_trainer(tmp_path) -> None:
+    """Two rounds of prune → fine-tune (distilled from the unpruned model) on the procedural shapes; each round's
+    checkpoint reloads as the pruned architecture and carries the lineage."""
+    from edgecnn.prune.recover import finetune_recipe, prune_and_recover
+    from edgecnn.train.recipe import load_recipe
+
+    base = load_recipe(
+        "mnist_embedded",
+        ["data.source=shapes", "data.samples=160", "data.input_size=32", "data.batch_size=32", "train.progress=false",
+         "train.ema_decay=0", "train.threads=1"],
+    )  # fmt: skip
+    recipe = finetune_recipe(base, epochs=1)
+    assert recipe.optim.epochs == 1 and recipe.optim.lr < base.optim.lr and recipe.distill.alpha > 0
+    teacher = _model("mobilenet_v2", 0.35)
+    teacher.classifier = nn.Linear(teacher.classifier.in_features, 6)  # the shapes have 6 classes
+    teacher.edgecnn_options = __import__("dataclasses").replace(teacher.edgecnn_options, num_classes=6)
+    rounds = prune_and_recover(teacher, PruneConfig(target_macs=0.5, resolution=32), recipe, tmp_path, steps=2)
+    assert len(rounds) == 2
+    macs = [r.pruned.macs_after for r in rounds]
+    assert macs[1] < macs[0] <= teacher_macs(teacher) and macs[1] <= 0.5 * teacher_macs(teacher) * 1.000001
+    final = rounds[-1].model
+    assert [s["step"] for s in final.lineage] == ["prune", "finetune", "prune", "finetune"]
+    assert _widths(final) == _widths(rounds[-1].pruned.model)
+    assert rounds[-1].trained is not None and rounds[-1].trained.test_top1 is not None
+
+
+def teacher_macs(model: nn.Module) -> int:
+    from edgecnn.prune import layer_macs
+
+    return int(layer_macs(model, 32)[1])

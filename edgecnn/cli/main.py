@@ -10,6 +10,7 @@ from edgecnn.cli import (  # noqa: F401  (each command module registers itself o
     export_cmd,
     list_cmd,
     profile_cmd,
+    prune_cmd,
     quantize_cmd,
     runtime_cmd,
     train_cmd,

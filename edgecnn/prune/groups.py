@@ -159,6 +159,7 @@ def apply_plan(model: nn.Module, example: torch.Tensor, groups: list[ChannelGrou
     """A pruned copy of ``model``: each group keeps its ``keep[root]`` most important channels. Dense, eval mode."""
     tp = torch_pruning()
     out = copy.deepcopy(model).eval()
+    out.__dict__.pop("weights_info", None)  # these are no longer the weights of the file it was loaded from
     graph = tp.DependencyGraph().build_dependency(out, example_inputs=example)
     modules = dict(out.named_modules())
     for g in groups:

@@ -161,8 +161,10 @@ def prune_model(
             hint="raise --ratio or lower --round-to",
         )
     macs_after, params_after = _count(pruned, cfg.resolution)
+    src = getattr(model, "weights_info", None)
     record = {
         "step": "prune",
+        "source": {"path": src.path, "sha256": src.sha256} if src is not None else {"kind": "random-init"},
         "settings": cfg.record(),
         "latency_source": latency_source,
         "macs": [macs_before, macs_after],

@@ -83,6 +83,14 @@ def recover(
         recipe = recipe.replace(model=dataclasses.replace(recipe.model, name=name))
     pruned.lineage = [*(getattr(pruned, "lineage", None) or []), step]
     pruned.channels_pruned = True
+    data = data if data is not None else load_data(recipe.data)
+    heads = [m for m in pruned.modules() if isinstance(m, nn.Linear)]
+    if heads and heads[-1].out_features != len(data.classes):
+        raise PruningError(
+            f"the model has {heads[-1].out_features} outputs but the fine-tune data ({recipe.data.source}) has "
+            f"{len(data.classes)} classes",
+            hint="prune a checkpoint trained on that data, or fine-tune with its own recipe",
+        )
     result = fit(recipe, out_dir, data=data, model=pruned, teacher=teacher, report=report or (lambda _m: None))
     step["test_top1"] = result.test_top1
     return result

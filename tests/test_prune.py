@@ -247,3 +247,22 @@ def teacher_macs(model: nn.Module) -> int:
     from edgecnn.prune import layer_macs
 
     return int(layer_macs(model, 32)[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", edgecnn.list_models())
+def test_zoo_prunes_and_exports_to_every_target_with_parity(name: str, tmp_path) -> None:
+    """Every registered model at 30 % and 50 %: dense, smaller, and exported (the driver checks parity through the
+    runtime) to onnx, openvino and the TensorRT-ready ONNX."""
+    from edgecnn.exporters import ExportOptions, export_bundle
+
+    res = 64 if name == "alexnet" else 32
+    torch.manual_seed(0)
+    model = edgecnn.create_model(name, num_classes=10).eval()
+    randomize_batchnorm(model, seed=0)
+    for ratio in (0.3, 0.5):
+        r = prune_model(model, PruneConfig(ratio=ratio, resolution=res))
+        assert r.macs_after < r.macs_before and r.params_after < r.params_before
+        for target in ("onnx", "openvino", "tensorrt"):
+            out = export_bundle(r.model, ExportOptions(target=target, resolution=res), tmp_path / f"{target}-{ratio}")
+            assert out.manifest["model"]["macs"] == r.macs_after

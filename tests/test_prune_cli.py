@@ -102,3 +102,28 @@ def test_composed_prune_finetune_int8_bundle_records_lineage(tmp_path) -> None:
         manifest["model"]["source"]["sha256"]
         == __import__("hashlib").sha256((out / "model.safetensors").read_bytes()).hexdigest()
     )
+
+
+def test_edgecnn_train_starts_from_a_pruned_checkpoint(tmp_path) -> None:
+    """`edgecnn train` with model.weights = a pruned checkpoint trains the pruned architecture and saves it."""
+    import torch
+
+    import edgecnn
+    from edgecnn.models.resolve import resolve_model
+    from edgecnn.models.weights import save_weights
+    from edgecnn.prune import PruneConfig, prune_model
+
+    torch.manual_seed(0)
+    base = edgecnn.create_model("mobilenet_v2", num_classes=6, width_mult=0.35)
+    pruned = prune_model(base, PruneConfig(ratio=0.5, resolution=32)).model
+    src = save_weights(pruned, tmp_path / "pruned.safetensors")
+    sets = ["data.source=shapes", "data.samples=96", "data.input_size=32", "data.batch_size=32", "train.ema_decay=0",
+            "model.width_mult=0.35", "model.head_init_scale=1.0", f"model.weights={src}",
+            "train.progress=false"]  # fmt: skip
+    r = _run("train", "mnist_embedded", "--epochs", "1", "--out", str(tmp_path / "run"),
+             *[x for s in sets for x in ("--set", s)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    trained, _ = resolve_model(str(tmp_path / "run" / "model.safetensors"))
+    widths = {n: m.weight.shape for n, m in trained.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    assert widths == {n: m.weight.shape for n, m in pruned.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    assert widths != {n: m.weight.shape for n, m in base.named_modules() if isinstance(m, torch.nn.Conv2d)}

@@ -43,9 +43,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--teacher", type=Path, help="trained mnist_embedded width-1.0 checkpoint (default: train one)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/edgecnn-bench/prune_mnv2"))
-    ap.add_argument("--epochs", type=int, default=5, help="fine-tune epochs after pruning")
+    ap.add_argument("--epochs", type=int, default=6, help="fine-tune epochs after pruning")
+    ap.add_argument("--la-epochs", type=int, default=3, help="fine-tune epochs of the latency-aware comparison")
     ap.add_argument("--target-macs", type=float, default=0.5)
     ap.add_argument("--latency-fraction", type=float, default=0.6, help="latency target as a fraction of baseline")
+    ap.add_argument("--max-drop", type=float, default=0.5, help="INT8 budget: sensitive layers stay float")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved latency rounds")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--train-threads", type=int, default=1)
@@ -101,6 +103,9 @@ def main() -> int:
         rounds = prune_and_recover(teacher, cfg, ft, work / "pruned" / "finetune", data=data, report=log)
         from edgecnn.models.weights import save_weights
 
+        before = accuracy(rounds[-1].pruned.model, data)["top1"]  # the pruned weights before fine-tuning
+        (work / "pruned").mkdir(parents=True, exist_ok=True)
+        (work / "pruned" / "before_finetune.json").write_text(json.dumps({"test_top1": before}))
         save_weights(rounds[-1].model, pruned_ckpt)
     pruned, pinfo = resolve_model(str(pruned_ckpt))
     from edgecnn.prune import layer_macs
@@ -116,6 +121,7 @@ def main() -> int:
         "macs": {str(r): v for r, v in macs.items()},
         "macs_fraction_224": macs[224][1] / macs[224][0],
         "params": params,
+        "test_top1_before_finetune": json.loads((work / "pruned" / "before_finetune.json").read_text())["test_top1"],
         "test_top1": p_top1,
         "top1_drop_points": 100 * (t_top1 - p_top1),
         "lineage": pruned.lineage,
@@ -123,15 +129,14 @@ def main() -> int:
     log(f"pruned: MACs {macs[224][1] / macs[224][0]:.1%} at 224, test top-1 {100 * p_top1:.2f} %")
 
     # 2. INT8 at the accuracy resolution ----------------------------------------------------------------------
+    from edgecnn.errors import AccuracyBudgetError
     from edgecnn.exporters.int8 import quantize
 
     if "int8" not in args.skip:
         doc["int8"] = {}
         for target in ("onnx", "openvino"):
             log(f"INT8 {target} at {res_train} (calibration 300 train images, evaluation on the test split)")
-            q = quantize(
-                str(pruned_ckpt),
-                target=target,
+            kw = dict(
                 calib_data="embedded",
                 eval_data="embedded",
                 out=work / f"int8-{target}-{res_train}",
@@ -139,6 +144,11 @@ def main() -> int:
                 measure_latency=False,
                 report_dir=work / f"int8-{target}-{res_train}-report",
             )
+            try:  # the budget mode: layers that cost accuracy stay in float until the drop is within --max-drop
+                q = quantize(str(pruned_ckpt), target=target, max_drop=args.max_drop, **kw)
+            except AccuracyBudgetError as e:
+                log(f"  {target}: budget not met ({e}); recording the default quantization")
+                q = quantize(str(pruned_ckpt), target=target, **kw)
             c = q.manifest["quantization"]["fp32_vs_int8"]
             doc["int8"][target] = {
                 "fp32_top1": c.get("fp32_top1"),
@@ -146,6 +156,7 @@ def main() -> int:
                 "drop_points_vs_pruned_fp32": 100 * (c["fp32_top1"] - c["int8_top1"]) if "int8_top1" in c else None,
                 "drop_points_vs_teacher": 100 * (t_top1 - c["int8_top1"]) if "int8_top1" in c else None,
                 "top1_agreement": c.get("top1_agreement"),
+                "kept_float": q.manifest["quantization"].get("kept_float", []),
             }
             log(f"  {target}: int8 top-1 {100 * c.get('int8_top1', 0):.2f} %")
 
@@ -166,6 +177,9 @@ def main() -> int:
                     measure_latency=False,
                     report=False,
                     samples=64,
+                    keep_float=tuple(  # the layers the 36 px budget run kept in float
+                        k["layer"] or k["node"] for k in (doc.get("int8") or {}).get(target, {}).get("kept_float", [])
+                    ),
                 )
             bundles[target] = dest
         doc["headline"] = bench_rounds(
@@ -174,7 +188,9 @@ def main() -> int:
 
     # 4. latency-aware vs uniform at the same measured latency -----------------------------------------------
     if "latency-aware" not in args.skip:
-        doc["latency_aware"] = latency_aware(teacher, ft, data, work, args, log)
+        ft_la = finetune_recipe(recipe, epochs=args.la_epochs)
+        doc["latency_aware"] = latency_aware(teacher, ft_la, data, work, args, log)
+        doc["latency_aware"]["finetune_epochs"] = args.la_epochs
 
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     doc["environment"] = {

@@ -39,13 +39,13 @@ class Round:
 
 
 def finetune_recipe(recipe: Recipe, *, epochs: int, lr_scale: float = 0.3, alpha: float = 0.7) -> Recipe:
-    """The original recipe, shortened to ``epochs`` (one warm-up epoch at most) at ``lr_scale`` of its rate, with
+    """The original recipe, shortened to ``epochs`` (a quarter-epoch warm-up at most) at ``lr_scale`` of its rate, with
     distillation weighted ``alpha`` — fine-tuning starts from trained weights, so it needs neither the full
     schedule nor the full rate."""
     if epochs < 1:
         raise PruningError(f"fine-tuning needs at least 1 epoch, got {epochs}", hint="pass --epochs N (N >= 1)")
     optim = dataclasses.replace(
-        recipe.optim, epochs=epochs, warmup_epochs=min(recipe.optim.warmup_epochs, 1.0), lr=recipe.optim.lr * lr_scale
+        recipe.optim, epochs=epochs, warmup_epochs=min(recipe.optim.warmup_epochs, 0.25), lr=recipe.optim.lr * lr_scale
     )
     distill = dataclasses.replace(recipe.distill, teacher=None, alpha=alpha)
     model = dataclasses.replace(recipe.model, weights=None, head_init_scale=None)

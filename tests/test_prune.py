@@ -256,7 +256,9 @@ def test_zoo_prunes_and_exports_to_every_target_with_parity(name: str, tmp_path)
     runtime) to onnx, openvino and the TensorRT-ready ONNX."""
     from edgecnn.exporters import ExportOptions, export_bundle
 
-    res = 64 if name == "alexnet" else 32
+    # AlexNet at 224: below it the adaptive 6x6 pool upsamples, which exports a GatherND TensorRT cannot parse
+    # (the unpruned model too)
+    res = 224 if name == "alexnet" else 32
     torch.manual_seed(0)
     model = edgecnn.create_model(name, num_classes=10).eval()
     randomize_batchnorm(model, seed=0)

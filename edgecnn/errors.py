@@ -56,6 +56,11 @@ class WeightsMismatchError(WeightsError):
     """The weights do not fit the model: missing, unexpected or misshapen keys."""
 
 
+class PruningError(ConfigError):
+    """A pruning setting that cannot be met (a ratio out of range, a layer that cannot be pruned, a budget below what
+    the model can reach); the message gives the best reachable figure."""
+
+
 class InputSpecError(EdgeCNNError, ValueError):
     """An input (array, image, resolution) that does not fit what the model or bundle expects."""
 

@@ -254,6 +254,8 @@ def _plan(
         if info is None
         else {"kind": "weights", "path": info.path, "sha256": info.sha256, "format": info.format}
     )
+    if getattr(net, "lineage", None):  # how the weights were made: pruning, fine-tuning (edgecnn prune)
+        source["lineage"] = net.lineage
     return _Plan(
         net=net,
         name=name,

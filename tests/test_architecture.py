@@ -144,8 +144,8 @@ def test_the_rule_catches_an_upward_import(tmp_path):
     (tmp_path / "exporters" / "driver.py").write_text("import edgecnn.quant.api\n")
     bad = upward_imports(tmp_path, declared_layers())
     assert bad == [
-        "edgecnn/quant/api.py:2 edgecnn.quant.api (quantization) → edgecnn.exporters (export)",
-        "edgecnn/quant/api.py:2 edgecnn.quant.api (quantization) → edgecnn.exporters.driver (export)",
+        "edgecnn/quant/api.py:2 edgecnn.quant.api (compression) → edgecnn.exporters (export)",
+        "edgecnn/quant/api.py:2 edgecnn.quant.api (compression) → edgecnn.exporters.driver (export)",
     ]
 
 

@@ -12,6 +12,7 @@ from edgecnn.cli import (  # noqa: F401  (each command module registers itself o
     list_cmd,
     optimize_cmd,
     profile_cmd,
+    prune_cmd,
     quantize_cmd,
     report_cmd,
     runtime_cmd,

@@ -21,6 +21,7 @@ from torch import nn
 from edgecnn._version import __version__
 from edgecnn.errors import ConfigError, WeightsFormatError, WeightsMismatchError
 from edgecnn.models.blocknet import FeatureNet
+from edgecnn.models.channels import apply_channel_record, channel_record
 from edgecnn.models.convert import effnet_pytorch_map, torchvision_map, translate
 from edgecnn.runtime.bundle import LFS_MAGIC, sha256_file
 from edgecnn.runtime.preprocess import Preprocessing
@@ -175,6 +176,11 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> WeightsInfo:
     state, meta = read_state_dict(path)
     fmt = detect_format(list(state), meta)
     target = model.net if isinstance(model, FeatureNet) else model
+    if fmt == "edgecnn" and meta.get("channels"):  # a pruned architecture: reshape the zoo model first
+        apply_channel_record(target, meta_json(meta, "channels", path), source=f"weights file {str(path)!r}")
+        model.channels_pruned = True
+    if fmt == "edgecnn" and meta.get("lineage"):
+        model.lineage = meta_json(meta, "lineage", path)
     own = target.state_dict()
     if fmt == "edgecnn":
         state = {k.removeprefix("net."): v for k, v in state.items()}
@@ -267,6 +273,10 @@ def save_weights(
     classes = classes if classes is not None else getattr(model, "classes", None)
     if classes is not None:
         meta["classes"] = json.dumps(list(classes))
+    if getattr(model, "channels_pruned", False):  # the architecture itself differs from the zoo's
+        meta["channels"] = json.dumps(channel_record(model.net if isinstance(model, FeatureNet) else model))
+    if getattr(model, "lineage", None):
+        meta["lineage"] = json.dumps(model.lineage, sort_keys=True)
     for k, v in (extra or {}).items():
         meta[k] = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

@@ -209,19 +209,24 @@ def load(
             ) from None
         raise
     _check_io_names(session)
-    if b.manifest.precision == "int8" and str(session.backend.device).lower() in ("cpu", "none") and _saturating():
-        log.warning(
-            "this x86 CPU has no VNNI/AMX: its int8 convolutions saturate (u8×s8 pairs in int16); %s may be less "
-            "accurate here than on the device it was made for — check its self-test and accuracy on this CPU",
-            b.root.name,
-        )
+    if b.manifest.precision == "int8" and str(session.backend.device).lower() in ("cpu", "none"):
+        _warn_if_int8_saturates()
     return session
 
 
-def _saturating() -> bool:
+_SATURATION_WARNED: list[bool] = []
+
+
+def _warn_if_int8_saturates() -> None:
+    """Once per process: int8 bundles on an x86 CPU without VNNI/AMX run less exactly than their graph says."""
     from edgecnn.runtime.env import int8_saturates
 
-    return int8_saturates()
+    if not _SATURATION_WARNED and int8_saturates():
+        _SATURATION_WARNED.append(True)
+        log.warning(
+            "this x86 CPU has no VNNI/AMX: its int8 convolutions saturate (u8×s8 pairs summed in int16), so int8 "
+            "bundles may be less accurate here than on the device they were made for — check accuracy on this CPU"
+        )
 
 
 def _check_top_k(k: int) -> None:

@@ -25,7 +25,7 @@ from edgecnn.quant.calib_check import check_calibration
 from edgecnn.quant.config import evaluation_transform, make_config
 from edgecnn.quant.lint import Finding, lint_model
 from edgecnn.quant.samples import DEFAULT_SAMPLES, SampleSet, load_samples
-from edgecnn.runtime.env import fingerprint
+from edgecnn.runtime.env import cpu_flags
 
 if TYPE_CHECKING:
     from edgecnn.quant.qat import QatConfig
@@ -137,7 +137,7 @@ def quantize(
         bias_correction=ptq.corrects_bias(cfg),
         qat=qat is not None,
         calibration=check,
-        cpu_flags=fingerprint().get("cpu_flags", []),
+        cpu_flags=cpu_flags(),
     )
     if lint_only:
         return QuantizeResult(findings=findings)

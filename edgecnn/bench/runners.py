@@ -52,6 +52,16 @@ def _input(batch: int, shape: tuple[int, ...], dtype: str = "float32") -> np.nda
     return np.random.default_rng(0).standard_normal((batch, *shape[1:])).astype(dtype)
 
 
+def session_call(sess: Any, batch: int) -> Callable[[], Any]:
+    """The call to time for a runtime session at ``batch``: a fixed seeded input, validated by one checked run, then
+    the backend called directly (nothing but the inference in the timed loop)."""
+    spec = sess.input
+    feeds = {spec.name: _input(batch, spec.concrete_shape(batch), spec.dtype)}
+    run = sess.backend.run
+    sess.run(feeds)
+    return lambda: run(feeds)
+
+
 def load_bundle(path: Path, *, backend: str | None, device: str | None, threads: int | None) -> Loaded:
     """Open and verify a bundle with ``edgecnn.runtime`` (the timed load includes hash checks and compilation)."""
     from edgecnn.runtime import load
@@ -69,11 +79,7 @@ def load_bundle(path: Path, *, backend: str | None, device: str | None, threads:
                 f"bundle {path.name} accepts batch {lo}..{hi}, not {batch}",
                 hint="re-export with --dynamic-batch MIN:OPT:MAX to bench other batches",
             )
-        x = _input(batch, spec.concrete_shape(batch), spec.dtype)
-        feeds = {spec.name: x}
-        run = sess.backend.run  # validated once here, not inside the timed loop
-        sess.run(feeds)
-        return lambda: run(feeds)
+        return session_call(sess, batch)
 
     res = m.data["model"].get("resolution") or spec.concrete_shape(1)[-1]
     return Loaded(

@@ -121,17 +121,16 @@ def time_interleaved(calls: dict[str, Any], m: Measure) -> dict[str, dict[str, A
     }
 
 
-def _eager_call(manifest: Any, batch: int) -> Any:
+def eager_call(net: Any, res: int, batch: int, chans: int = 3) -> Any:
+    """PyTorch eager fp32 inference of ``net`` on a fixed seeded batch: the baseline both `check` and `optimize`
+    time side by side with bundles."""
     import torch
 
-    model = _torch_model(manifest, meta=False)
-    res = _resolution(manifest)
-    chans = int(manifest.inputs[0].concrete_shape(1)[1])
     x = torch.from_numpy(np.random.default_rng(0).standard_normal((batch, chans, res, res)).astype(np.float32))
 
     def call() -> Any:
         with torch.inference_mode():
-            return model(x)
+            return net(x)
 
     call()
     return call
@@ -149,7 +148,10 @@ def latency_local(bundle: Path, m: Measure, *, baseline: bool) -> dict[str, Any]
     loaded = load_bundle(bundle, backend=None, device=None, threads=m.threads)
     calls = {"bundle": loaded.make(m.batch)}
     if baseline:
-        calls["pytorch_eager_fp32"] = _eager_call(loaded.raw.manifest, m.batch)
+        manifest = loaded.raw.manifest
+        chans = int(manifest.inputs[0].concrete_shape(1)[1])
+        calls["pytorch_eager_fp32"] = eager_call(_torch_model(manifest, meta=False), _resolution(manifest), m.batch,
+                                                 chans)  # fmt: skip
     times = time_interleaved(calls, m)
     out: dict[str, Any] = {
         "latency": times,

@@ -128,6 +128,7 @@ def prune_with_estimator(
     from edgecnn.bench.estimate import estimate_ops
     from edgecnn.bench.roofline import model_ops
 
+    metas: dict[str, Any] = {}  # one weightless copy per model, walked for every candidate resolution
     for c in cands:
         net = nets[c.variant]
         c.weights_mb_estimate = _params(net) * BYTES_PER_VALUE[c.precision] / 2**20
@@ -136,7 +137,9 @@ def prune_with_estimator(
             continue
         if profile is None or c.precision not in profile.precisions:
             continue
-        est = estimate_ops(model_ops(_meta_copy(net), c.resolution), profile, precision=c.precision,
+        if c.variant not in metas:
+            metas[c.variant] = _meta_copy(net)
+        est = estimate_ops(model_ops(metas[c.variant], c.resolution), profile, precision=c.precision,
                            model=c.key, resolution=c.resolution)  # fmt: skip
         c.predicted_ms, c.predicted_band_ms = est.total_ms, (est.low_ms, est.high_ms)
         if budgets.max_latency_ms is not None and est.low_ms > budgets.max_latency_ms:
@@ -220,12 +223,8 @@ def judge(c: Candidate, b: Budgets) -> None:
 def violation(c: Candidate, b: Budgets) -> float:
     """The worst relative miss over the budgets (0 when all are met): how far the closest candidates are."""
     worst = 0.0
-    pairs = [
-        (b.max_latency_ms, c.latency_ms, False),
-        (b.max_latency_ratio, c.ratio_vs_eager, False),
-        (b.max_size_mb, c.size_mb, False),
-    ]
-    for limit, value, _ in pairs:
+    for limit, value in ((b.max_latency_ms, c.latency_ms), (b.max_latency_ratio, c.ratio_vs_eager),
+                         (b.max_size_mb, c.size_mb)):  # fmt: skip
         if limit is not None and value is not None:
             worst = max(worst, value / limit - 1.0)
     if b.min_top1 is not None and c.top1 is not None:
@@ -251,7 +250,8 @@ def optimize(
     docstring. ``variants`` maps a name to another checkpoint of the same task (e.g. a pruned one)."""
     import torch
 
-    from edgecnn.deploy.check import time_interleaved
+    from edgecnn.bench.runners import session_call
+    from edgecnn.deploy.check import eager_call, time_interleaved
     from edgecnn.models.resolve import resolve_model
     from edgecnn.quant.config import evaluation_transform, match_classes
     from edgecnn.quant.metrics import topk_accuracy
@@ -322,14 +322,10 @@ def optimize(
     if built and not measure.predicted:
         say(f"timing {len(built)} bundles + PyTorch eager fp32 here: {measure.rounds} interleaved rounds × "
             f"{measure.iters} calls")  # fmt: skip
-        calls = {}
-        for c in built:
-            sess = sessions[c.key]
-            x = _input(sess, measure.batch)
-            run, feeds = sess.backend.run, {sess.input.name: x}
-            sess.run(feeds)
-            calls[c.key] = lambda run=run, feeds=feeds: run(feeds)
-        calls["pytorch_eager_fp32"] = _eager(base, native, measure.batch, measure.threads)
+        if measure.threads:
+            torch.set_num_threads(measure.threads)
+        calls = {c.key: session_call(sessions[c.key], measure.batch) for c in built}
+        calls["pytorch_eager_fp32"] = eager_call(base, native, measure.batch)
         times = time_interleaved(calls, measure)
         eager = times["pytorch_eager_fp32"]["p50_ms"]
         baseline.update(
@@ -384,28 +380,6 @@ def _cand_dict(c: Candidate) -> dict[str, Any]:
         if isinstance(v, float) and not math.isfinite(v):
             d[k] = None
     return d
-
-
-def _input(sess: Any, batch: int) -> Any:
-    import numpy as np
-
-    spec = sess.input
-    return np.random.default_rng(0).standard_normal(spec.concrete_shape(batch)).astype(spec.dtype)
-
-
-def _eager(net: Any, res: int, batch: int, threads: int | None) -> Callable[[], Any]:
-    import torch
-
-    if threads:
-        torch.set_num_threads(threads)
-    x = torch.randn(batch, 3, res, res, generator=torch.Generator().manual_seed(0))
-
-    def call() -> Any:
-        with torch.inference_mode():
-            return net(x)
-
-    call()
-    return call
 
 
 def plot_pareto(cands: list[Candidate], chosen: Candidate | None, path: Path, *, title: str) -> None:

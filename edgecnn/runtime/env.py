@@ -31,6 +31,11 @@ def _cpuinfo() -> tuple[str, list[str]]:
     return model, flags
 
 
+def cpu_flags() -> list[str]:
+    """This machine's ISA flags that matter to inference kernels (the fingerprint's ``cpu_flags``)."""
+    return _cpuinfo()[1]
+
+
 def int8_saturates(flags: list[str] | None = None) -> bool:
     """True on an x86 CPU without VNNI / AMX: ONNX Runtime's and OpenVINO's u8×s8 int8 convolutions then multiply
     and add byte pairs into int16 (``vpmaddubsw``), which saturates — an INT8 model runs measurably less exactly
@@ -39,7 +44,7 @@ def int8_saturates(flags: list[str] | None = None) -> bool:
     if flags is None:
         if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
             return False
-        _, flags = _cpuinfo()
+        flags = cpu_flags()
     return "avx2" in flags and not any(f in flags for f in _INT8_DOT)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -214,15 +215,12 @@ def load(
     return session
 
 
-_SATURATION_WARNED: list[bool] = []
-
-
+@functools.cache
 def _warn_if_int8_saturates() -> None:
     """Once per process: int8 bundles on an x86 CPU without VNNI/AMX run less exactly than their graph says."""
     from edgecnn.runtime.env import int8_saturates
 
-    if not _SATURATION_WARNED and int8_saturates():
-        _SATURATION_WARNED.append(True)
+    if int8_saturates():
         log.warning(
             "this x86 CPU has no VNNI/AMX: its int8 convolutions saturate (u8×s8 pairs summed in int16), so int8 "
             "bundles may be less accurate here than on the device they were made for — check accuracy on this CPU"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,23 +15,14 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import ConfigError, InputSpecError
+from edgecnn.fileio import atomic_write_bytes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to a temp file in ``path``'s folder and rename it into place: a reader never sees half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_bytes(path, data)
 
 
 def write_png(img: np.ndarray, path: str | os.PathLike) -> Path:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import tempfile
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import ConfigError
+from edgecnn.fileio import atomic_write_bytes
 from edgecnn.report import measured_sections, model_sections
 from edgecnn.report.inputs import Inputs, quant_report_beside, read_json
 from edgecnn.sdk import import_sdk
@@ -166,17 +165,7 @@ def write_html(text: str, out: Path) -> Path:
     out = Path(out)
     if out.is_dir():
         raise ConfigError(f"--out {str(out)!r} is a directory", hint="name the HTML file, e.g. --out report.html")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return atomic_write_bytes(out, text.encode("utf-8"), mode=0o644)
 
 
 # -- template filters ----------------------------------------------------------------------------------------------

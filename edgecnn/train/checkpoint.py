@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from edgecnn.errors import ConfigError, WeightsFormatError
+from edgecnn.fileio import atomic_write_bytes
 
 
 def versions() -> dict[str, str]:
@@ -37,18 +38,6 @@ def versions() -> dict[str, str]:
         "numpy": numpy.__version__,
         "python": platform.python_version(),
     }
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
